@@ -1,0 +1,141 @@
+/**
+ * Progress for long work, with rate and ETA:
+ * - in a tslab notebook, one output line that updates in place (HTML bar + text/plain);
+ * - in a terminal (TTY), a cli-progress bar;
+ * - elsewhere (CI logs, pipes), a plain line at most every few seconds and at the end.
+ */
+import { SingleBar } from "cli-progress";
+import { DisplaySlot, inNotebook } from "./notebook";
+
+export interface ProgressOptions {
+  total: number;
+  label: string;
+  /** What is counted: "img", "step", "B"... */
+  unit?: string;
+  /** Force a mode (tests): "notebook" | "tty" | "log" | "silent". */
+  mode?: ProgressMode;
+  /** Minimum milliseconds between updates of the log/notebook displays. */
+  intervalMs?: number;
+  /** Where log mode writes (default stderr). */
+  write?: (line: string) => void;
+}
+
+export type ProgressMode = "notebook" | "tty" | "log" | "silent";
+export type ProgressInfo = Record<string, string | number>;
+
+export interface Progress {
+  /** Advance by n (default 1), optionally updating extra fields shown beside the bar (loss, ...). */
+  tick(n?: number, info?: ProgressInfo): void;
+  /** Set the absolute position. */
+  update(value: number, info?: ProgressInfo): void;
+  /** Finish: the display shows the final count, elapsed time and mean rate. */
+  done(info?: ProgressInfo): void;
+  readonly value: number;
+}
+
+/** "1h02m", "3m05s", "12.3s". */
+export function formatDuration(seconds: number): string {
+  if (!isFinite(seconds)) return "?";
+  if (seconds < 60) return `${seconds.toFixed(1)}s`;
+  const s = Math.round(seconds);
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+/** "12.5 img/s" or "4.2 s/img" for slow work. */
+export function formatRate(perSecond: number, unit: string): string {
+  if (!isFinite(perSecond) || perSecond <= 0) return `? ${unit}/s`;
+  if (perSecond >= 1) return `${perSecond >= 100 ? perSecond.toFixed(0) : perSecond.toFixed(2)} ${unit}/s`;
+  return `${(1 / perSecond).toFixed(2)} s/${unit}`;
+}
+
+function formatInfo(info: ProgressInfo): string {
+  return Object.entries(info)
+    .map(([k, v]) => `${k}=${typeof v === "number" ? (Number.isInteger(v) ? v : v.toPrecision(4)) : v}`)
+    .join(" ");
+}
+
+function detectMode(): ProgressMode {
+  if (inNotebook()) return "notebook";
+  if (process.stderr.isTTY) return "tty";
+  return "log";
+}
+
+/** The status line shared by log and notebook displays. */
+export function statusLine(label: string, value: number, total: number, elapsedS: number, unit: string, info: ProgressInfo): string {
+  const rate = elapsedS > 0 ? value / elapsedS : NaN;
+  const eta = rate > 0 ? (total - value) / rate : NaN;
+  const pct = total > 0 ? ((100 * value) / total).toFixed(0) : "?";
+  const extra = Object.keys(info).length ? ` ${formatInfo(info)}` : "";
+  return `${label}: ${value}/${total} (${pct}%) ${formatRate(rate, unit)} elapsed ${formatDuration(elapsedS)} ETA ${value >= total ? "0s" : formatDuration(eta)}${extra}`;
+}
+
+export function progress(opts: ProgressOptions): Progress {
+  const mode = opts.mode ?? detectMode();
+  const unit = opts.unit ?? "it";
+  const interval = opts.intervalMs ?? (mode === "log" ? 5000 : 250);
+  const write = opts.write ?? ((line: string) => process.stderr.write(line + "\n"));
+  const start = Date.now();
+  let value = 0;
+  let info: ProgressInfo = {};
+  let lastShown = 0;
+  let finished = false;
+
+  let bar: SingleBar | null = null;
+  const slot = mode === "notebook" ? new DisplaySlot() : null;
+  if (mode === "tty") {
+    bar = new SingleBar({
+      format: `${opts.label} |{bar}| {value}/{total} {percentage}% | {rate} | ETA {eta_formatted} {info}`,
+      hideCursor: true,
+      etaBuffer: 50,
+      stream: process.stderr,
+    });
+    bar.start(opts.total, 0, { rate: "", info: "" });
+  }
+
+  const render = (final: boolean) => {
+    const now = Date.now();
+    if (!final && now - lastShown < interval) return;
+    lastShown = now;
+    const elapsed = (now - start) / 1000;
+    const line = statusLine(opts.label, value, opts.total, elapsed, unit, info);
+    if (mode === "tty" && bar) {
+      bar.update(value, { rate: formatRate(elapsed > 0 ? value / elapsed : NaN, unit), info: formatInfo(info) });
+      if (final) bar.stop();
+    } else if (mode === "notebook" && slot) {
+      const pct = opts.total > 0 ? Math.min(100, (100 * value) / opts.total) : 0;
+      slot.show({
+        "text/plain": line,
+        "text/html": `<div style="font-family:monospace"><div style="display:inline-block;width:240px;height:10px;border:1px solid #888;vertical-align:middle"><div style="width:${pct.toFixed(1)}%;height:100%;background:#4c78a8"></div></div> ${escapeHtml(line)}</div>`,
+      });
+    } else if (mode === "log") {
+      write(line);
+    }
+  };
+
+  const p: Progress = {
+    tick(n = 1, extra) {
+      p.update(value + n, extra);
+    },
+    update(v, extra) {
+      value = v;
+      if (extra) info = { ...info, ...extra };
+      render(false);
+    },
+    done(extra) {
+      if (finished) return;
+      finished = true;
+      if (extra) info = { ...info, ...extra };
+      render(true);
+    },
+    get value() {
+      return value;
+    },
+  };
+  render(true);
+  return p;
+}
+
+export function escapeHtml(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+}
