@@ -7,9 +7,11 @@
 import { randomBytes } from "crypto";
 
 export type MimeBundle = Record<string, string | object>;
+/** Per-MIME display metadata, e.g. `{"image/png": {width: 400}}` (the picture's CSS width). */
+export type MimeMetadata = Record<string, object>;
 
 interface JupyterModule {
-  lastWriteDisplayData: null | ((msg: { data: MimeBundle; metadata: object; transient: object }, update: boolean) => void);
+  lastWriteDisplayData: null | ((msg: { data: MimeBundle; metadata: MimeMetadata; transient: object }, update: boolean) => void);
 }
 
 function jupyter(): JupyterModule | null {
@@ -28,10 +30,10 @@ export function inNotebook(): boolean {
 }
 
 /** Display a MIME bundle in the notebook. Returns false (and does nothing) outside a notebook. */
-export function displayBundle(data: MimeBundle, displayId?: string, update = false): boolean {
+export function displayBundle(data: MimeBundle, displayId?: string, update = false, metadata: MimeMetadata = {}): boolean {
   const j = jupyter();
   if (!j || !j.lastWriteDisplayData) return false;
-  j.lastWriteDisplayData({ data, metadata: {}, transient: displayId ? { display_id: displayId } : {} }, update);
+  j.lastWriteDisplayData({ data, metadata, transient: displayId ? { display_id: displayId } : {} }, update);
   return true;
 }
 

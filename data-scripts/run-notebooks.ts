@@ -1,0 +1,64 @@
+/**
+ * Execute the notebooks headlessly (Debian's Jupyter + the project-local tslab kernel) and write the
+ * executed .ipynb and an HTML export of each to build/notebooks/<scale>/.
+ *
+ *   npm run notebooks -- [--scale smoke|demo|full] [--out build] [--timeout 3600] [name-filter ...]
+ *
+ * A failing cell fails the command; its source and output (tslab's TypeScript diagnostics) are printed.
+ */
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { parseArgs } from "util";
+import { parseScale, SCALE_ENV } from "../lib/scale";
+import { checkJupyter, installKernel, jupyterEnv, PYTHON, ROOT } from "./jupyter";
+
+function main(): number {
+  const { values, positionals } = parseArgs({
+    options: {
+      scale: { type: "string", default: process.env[SCALE_ENV] ?? "demo" },
+      out: { type: "string", default: path.join(ROOT, "build") },
+      timeout: { type: "string", default: "3600" },
+      help: { type: "boolean", short: "h" },
+    },
+    allowPositionals: true,
+  });
+  if (values.help) {
+    console.log("usage: npm run notebooks -- [--scale smoke|demo|full] [--out DIR] [--timeout SECONDS_PER_CELL] [filter ...]");
+    return 0;
+  }
+  const scale = parseScale(values.scale);
+  const outDir = path.join(path.resolve(values.out!), "notebooks", scale);
+  const nbDir = path.join(ROOT, "notebooks");
+  const all = fs.readdirSync(nbDir).filter((f) => f.endsWith(".ipynb")).sort();
+  const chosen = positionals.length ? all.filter((f) => positionals.some((p) => f.includes(p))) : all;
+  if (chosen.length === 0) {
+    console.error(`no notebook in ${nbDir} matches ${positionals.join(", ")} (have: ${all.join(", ")})`);
+    return 2;
+  }
+  checkJupyter();
+  installKernel();
+  const runner = path.join(ROOT, "data-scripts", "execute_notebook.py");
+  let passed = 0;
+  const failed: string[] = [];
+  chosen.forEach((name, i) => {
+    const t0 = Date.now();
+    console.log(`[${i + 1}/${chosen.length}] ${name} (scale ${scale}) ...`);
+    const r = spawnSync(PYTHON, [runner, path.join(nbDir, name), outDir, "tslab", values.timeout!], {
+      stdio: "inherit",
+      env: jupyterEnv({ [SCALE_ENV]: scale }),
+    });
+    const s = ((Date.now() - t0) / 1000).toFixed(1);
+    if (r.status === 0) {
+      passed++;
+      console.log(`    ok in ${s}s -> ${path.relative(ROOT, path.join(outDir, name.replace(/\.ipynb$/, ".html")))}`);
+    } else {
+      failed.push(name);
+      console.log(`    FAILED after ${s}s (${name})`);
+    }
+  });
+  console.log(`notebooks: ${passed} passed, ${failed.length} failed${failed.length ? ` (${failed.join(", ")})` : ""}`);
+  return failed.length ? 1 : 0;
+}
+
+process.exitCode = main();
