@@ -1,0 +1,188 @@
+/**
+ * Benchmarks (figures, not tests): `npm run bench -- [options]`
+ *
+ *   --only adm256,adm256-pool,tiny,small,load   parts to run (default: all)
+ *   --workers N        workers for adm256-pool (default 2)
+ *   --reps R           timed repetitions after one warm-up (default 3)
+ *   --quick            one repetition, no 256 full pass (a check that everything runs)
+ *   --backend NAME     tfjs backend (default wasm)
+ *   --block B --t T    feature block / timestep for the 256 model (default 24 / 90)
+ *   --batch N          batch size for tiny/small (default 16)
+ *
+ * Parts:
+ *   adm256       the 256x256 unconditional ADM (random weights), one instance: features of block 24
+ *                at t=90, batch 1 (s/img, img/s), and a full forward pass;
+ *   adm256-pool  the same features on a worker pool (img/s);
+ *   tiny, small  the reference configs at batch 16: full pass and middle-block features;
+ *   load         write a 2.2 GB random checkpoint in the official layout to a temp folder, load it with
+ *                UNet.fromCheckpoint (seconds, peak RSS), delete it.
+ * Each part runs in a child process so that peak RSS figures are per part.
+ */
+import { spawn } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { parseArgs } from "util";
+import { machineLine, PartOptions, PARTS, Row } from "./parts";
+
+const ALL = ["adm256", "adm256-pool", "tiny", "small", "load"];
+const MARK = "@@BENCH ";
+
+function parse(): { parts: string[]; opts: PartOptions; child: string | null } {
+  const { values } = parseArgs({
+    options: {
+      only: { type: "string" },
+      workers: { type: "string", default: "2" },
+      reps: { type: "string" },
+      quick: { type: "boolean", default: false },
+      backend: { type: "string", default: "wasm" },
+      block: { type: "string", default: "24" },
+      t: { type: "string", default: "90" },
+      batch: { type: "string", default: "16" },
+      child: { type: "string" },
+      tmp: { type: "string", default: "" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    const doc = fs.readFileSync(__filename, "utf8").split("*/")[0];
+    console.log(doc.replace(/^\/\*\*|^ \* ?/gm, ""));
+    process.exit(0);
+  }
+  const int = (name: string, v: string | undefined, min: number) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  const parts = values.only ? values.only.split(",").map((s) => s.trim()).filter(Boolean) : ALL;
+  for (const p of parts) if (!ALL.includes(p)) throw new Error(`unknown part ${JSON.stringify(p)}; parts: ${ALL.join(", ")}`);
+  const quick = values.quick!;
+  return {
+    parts,
+    child: values.child ?? null,
+    opts: {
+      backend: values.backend!,
+      reps: int("reps", values.reps ?? (quick ? "1" : "3"), 1),
+      quick,
+      workers: int("workers", values.workers, 1),
+      block: int("block", values.block, 1),
+      t: int("t", values.t, 0),
+      batch: int("batch", values.batch, 1),
+      tmp: values.tmp!,
+    },
+  };
+}
+
+/** Run one part in a child process (same node flags, so tsx stays registered); collect its rows. */
+function runChild(part: string, opts: PartOptions): Promise<Row[]> {
+  const args = [
+    ...process.execArgv, __filename, "--child", part, "--backend", opts.backend, "--reps", String(opts.reps), "--workers", String(opts.workers),
+    "--block", String(opts.block), "--t", String(opts.t), "--batch", String(opts.batch), "--tmp", opts.tmp, ...(opts.quick ? ["--quick"] : []),
+  ];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+    const rows: Row[] = [];
+    let buf = "";
+    child.stdout.on("data", (d: Buffer) => {
+      buf += d.toString();
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.startsWith(MARK)) rows.push(JSON.parse(line.slice(MARK.length)) as Row);
+        else process.stdout.write(line + "\n");
+      }
+    });
+    child.on("error", reject);
+    child.on("exit", (code, signal) => {
+      if (code === 0) resolve(rows);
+      else reject(new Error(`part ${part} failed (${signal ? `signal ${signal}` : `exit code ${code}`})${rows.length ? "; figures so far kept" : ""}`));
+    });
+  });
+}
+
+function formatValue(r: Row): string {
+  switch (r.unit) {
+    case "B":
+      return `${(r.value / 2 ** 30).toFixed(2)} GiB`;
+    case "s":
+      return `${r.value.toFixed(1)} s`;
+    case "s/img":
+      return `${r.value.toFixed(r.value < 1 ? 3 : 2)} s/img`;
+    case "img/s":
+      return `${r.value.toFixed(r.value < 1 ? 3 : 1)} img/s`;
+  }
+}
+
+function table(rows: Row[]): string {
+  const head = ["part", "model", "backend", "batch", "measure", "result", "note"];
+  const body = rows.map((r) => [r.part, r.model, r.backend, String(r.batch), r.measure, formatValue(r), r.note ?? ""]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  return [line(head), line(widths.map((w) => "-".repeat(w))), ...body.map(line)].join("\n");
+}
+
+function markdown(rows: Row[], command: string): string {
+  const out = [
+    "| model | backend | batch | measure | result |",
+    "|---|---|---|---|---|",
+    ...rows.map((r) => `| ${r.model} | ${r.backend} | ${r.batch} | ${r.measure}${r.note ? ` (${r.note})` : ""} | ${formatValue(r)} |`),
+    "",
+    `Measured with \`${command}\` on ${machineLine()}, ${new Date().toISOString().slice(0, 10)}.`,
+  ];
+  if (rows.some((r) => r.part.startsWith("adm256"))) {
+    out.push("For comparison, the official PyTorch code (CPU, float32) on the project's 2-core machine: 14.9 s/img for a", "full 256x256 pass, 4.4 s/img stopped after block 24.");
+  }
+  return out.join("\n");
+}
+
+async function main(): Promise<number> {
+  const { parts, opts, child } = parse();
+  if (child) {
+    const fn = PARTS[child];
+    if (!fn) throw new Error(`unknown child part ${child}`);
+    for (const row of await fn(opts)) process.stdout.write(MARK + JSON.stringify(row) + "\n");
+    return 0;
+  }
+  const command = `npm run bench${process.argv.length > 2 ? " -- " + process.argv.slice(2).join(" ") : ""}`;
+  console.log(`diffprobe benchmarks: ${parts.join(", ")}${opts.quick ? " (quick)" : ""}`);
+  console.log(`machine: ${machineLine()}`);
+  console.log("(other processes on the machine change these figures: run on an otherwise idle machine)\n");
+  const rows: Row[] = [];
+  const failures: string[] = [];
+  for (const part of parts) {
+    const t0 = Date.now();
+    console.log(`== ${part}`);
+    try {
+      if (part === "load") {
+        const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-bench-"));
+        try {
+          rows.push(...(await runChild("load-write", { ...opts, tmp })));
+          rows.push(...(await runChild("load-read", { ...opts, tmp })));
+        } finally {
+          fs.rmSync(tmp, { recursive: true, force: true });
+        }
+      } else rows.push(...(await runChild(part, opts)));
+      console.log(`   done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    } catch (e) {
+      failures.push(`${part}: ${(e as Error).message}`);
+      console.log(`   FAILED: ${(e as Error).message}`);
+    }
+  }
+  console.log("\n" + table(rows));
+  console.log("\nMarkdown for the README:\n");
+  console.log(markdown(rows, command));
+  if (failures.length) {
+    console.log(`\n${failures.length} part(s) failed:\n  ${failures.join("\n  ")}`);
+    return 1;
+  }
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(e instanceof Error ? e.message : e);
+    process.exit(1);
+  },
+);

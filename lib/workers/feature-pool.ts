@@ -1,0 +1,260 @@
+/**
+ * Feature extraction on several worker threads: batches of images stream through N workers, each with
+ * its own tfjs (wasm) instance and its own copy of the model; results come back in input order.
+ *
+ *   const pool = await FeaturePool.start({ model: { config: "adm-256-uncond", checkpoint: file } });
+ *   for await (const batch of pool.extract(batches, { blocks: [24], timesteps: [90], schedule })) ...
+ *   await pool.close();
+ *
+ * or, for one run, `extractFeaturesParallel(source, batches, options)` (starts and closes a pool).
+ *
+ * Memory: at most `window` batches (default two per worker) are taken from the source and not yet
+ * handed back, so images are read no faster than the workers use them. Progress (rate, ETA) is shown
+ * in the terminal, the notebook or the log. With a cache, the main thread serves stored rows, sends
+ * only the missing images to the workers, and stores each result as soon as it arrives, so a failure
+ * (a bad image in batch 7) loses nothing that was computed: the error names the batch and the image,
+ * and a rerun resumes from the cache.
+ */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as tf from "@tensorflow/tfjs";
+import { WorkerPool, defaultWorkerCount } from "./pool";
+import { ModelSource, sourceConfig, modelIdOf } from "./model-source";
+import type { FeatureTask, FeatureWorkerInit, FeatureWorkerInfo } from "./feature-worker";
+import { FeatureBatch, FeatureOptions, ImageArray, lookupCached, storeCached, concatBatches, checkImageShape, scheduleData } from "../features";
+import { parameterCount } from "../unet/parameters";
+import type { UNetConfig } from "../unet/config";
+import { progress, Progress } from "../progress";
+
+/** One batch of the input stream. */
+export interface ImageBatch {
+  /** NHWC float32 in [-1, 1]: a tensor (read, not disposed) or plain data. */
+  images: tf.Tensor4D | ImageArray;
+  /** Image ids (noise streams, cache keys, error messages). Default: running index over the stream. */
+  ids?: (string | number)[];
+  /** Class labels for class-conditional models. */
+  y?: number[];
+}
+
+export interface FeaturePoolOptions {
+  model: ModelSource;
+  /** Number of workers. Default: one per core, fewer if memory would not hold that many models. */
+  workers?: number;
+  /** tfjs backend of each worker (default "wasm"). */
+  backend?: string;
+  /** Show a progress line while the workers load the model (default true). */
+  progress?: boolean;
+}
+
+export interface PoolExtractOptions extends Omit<FeatureOptions, "ids" | "y" | "indexOffset"> {
+  /** Number of images, for the progress display's ETA (counted from the input when it is an array). */
+  total?: number;
+  /** false: no display; a string: its label (default "features"). */
+  progress?: boolean | string;
+  /** Batches in flight or waiting to be consumed (default: two per worker). */
+  window?: number;
+}
+
+/** Bytes a worker needs for a model: host weights + their tfjs/XNNPACK copies + activations (rough). */
+export function estimateWorkerBytes(config: UNetConfig): number {
+  return 4 * parameterCount(config) * 2 + 512 * 2 ** 20;
+}
+
+/** Workers to start by default: one per core, no more than 80% of memory holds. */
+export function defaultFeatureWorkers(config: UNetConfig): number {
+  const byMemory = Math.floor((0.8 * os.totalmem()) / estimateWorkerBytes(config));
+  return Math.max(1, Math.min(defaultWorkerCount(), byMemory));
+}
+
+/**
+ * The worker entry beside this file: the compiled .js when running compiled, else the .ts source
+ * (also under tslab, which compiles this module in memory and names it .js although no .js exists).
+ */
+function workerEntry(): string {
+  const candidates = [path.extname(__filename), ".ts", ".js"].map((ext) => path.join(__dirname, `feature-worker${ext}`));
+  const hit = candidates.find((f) => fs.existsSync(f));
+  if (!hit) throw new Error(`feature worker entry not found beside ${__filename} (looked for ${candidates.join(", ")})`);
+  return hit;
+}
+
+function toImageArray(images: tf.Tensor4D | ImageArray): ImageArray {
+  if (images instanceof tf.Tensor) return { data: images.dataSync() as Float32Array, shape: images.shape };
+  return images;
+}
+
+export class FeaturePool {
+  private modelIdCache: string | null = null;
+
+  private constructor(
+    private readonly pool: WorkerPool<FeatureTask, FeatureBatch>,
+    readonly source: ModelSource,
+    readonly config: UNetConfig,
+  ) {}
+
+  /** Start the workers; resolves when every worker has loaded the model. */
+  static async start(opts: FeaturePoolOptions): Promise<FeaturePool> {
+    const config = sourceConfig(opts.model);
+    const size = opts.workers ?? defaultFeatureWorkers(config);
+    const bar = opts.progress === false ? null : progress({ total: size, label: "loading model in workers", unit: "worker" });
+    try {
+      const pool = await WorkerPool.start<FeatureTask, FeatureBatch>({
+        entry: workerEntry(),
+        size,
+        name: "feature worker",
+        init: { model: opts.model, backend: opts.backend ?? "wasm" } satisfies FeatureWorkerInit,
+        onReady: () => bar?.tick(1),
+      });
+      bar?.done();
+      return new FeaturePool(pool, opts.model, config);
+    } catch (e) {
+      bar?.done({ error: "failed" });
+      throw e;
+    }
+  }
+
+  /** Number of live workers. */
+  get workers(): number {
+    return this.pool.size;
+  }
+
+  /** What each worker reported after loading (backend, load seconds, RSS). */
+  get infos(): FeatureWorkerInfo[] {
+    return this.pool.infos as FeatureWorkerInfo[];
+  }
+
+  /** Identity of the weights for cache keys (computed once). */
+  get modelId(): string {
+    return (this.modelIdCache ??= modelIdOf(this.source));
+  }
+
+  /**
+   * Features of every batch, in input order (see the module comment). The input is read lazily; a
+   * failing batch rejects with an error naming it, after every earlier batch has been yielded.
+   */
+  async *extract(batches: Iterable<ImageBatch> | AsyncIterable<ImageBatch>, opts: PoolExtractOptions): AsyncGenerator<FeatureBatch, void, undefined> {
+    const config = this.config;
+    const base: FeatureOptions = { ...opts, modelId: opts.cache ? opts.modelId ?? this.modelId : opts.modelId };
+    const taskOptions: FeatureTask["options"] = {
+      blocks: opts.blocks,
+      timesteps: opts.timesteps,
+      pool: opts.pool,
+      noise: opts.noise,
+      schedule: scheduleData(opts.schedule), // plain data: structured-cloneable
+    };
+    const total = opts.total ?? (Array.isArray(batches) ? (batches as ImageBatch[]).reduce((s, b) => s + toShape(b.images)[0], 0) : 0);
+    const bar: Progress | null = opts.progress === false ? null : progress({ total, label: typeof opts.progress === "string" ? opts.progress : "features", unit: "img" });
+    let cached = 0;
+
+    /** Batches taken from the input, in order, waiting for their worker result (if any). */
+    interface Entry {
+      batch: FeatureBatch;
+      /** Positions sent to a worker, and per timestep the positions whose rows it fills; null: complete. */
+      sent: { positions: number[]; todo: Map<number, number[]> } | null;
+    }
+    const fifo: Entry[] = [];
+
+    async function* jobs() {
+      let offset = 0;
+      let number = 0;
+      for await (const input of batches) {
+        const img = toImageArray(input.images);
+        const [n, h, w, c] = checkImageShape(config, img.shape);
+        const ids = input.ids ? input.ids.map(String) : Array.from({ length: n }, (_, i) => String(offset + i));
+        if (ids.length !== n) throw new Error(`batch ${number}: ${ids.length} ids for ${n} images`);
+        const label = `batch ${number} (images ${offset}-${offset + n - 1}${input.ids ? `, ids ${ids[0]}..${ids[n - 1]}` : ""})`;
+        number++;
+        offset += n;
+        const { batch, todo } = lookupCached(config, { ...base, ids, y: input.y }, img);
+        const positions = [...new Set([...todo.values()].flat())].sort((a, b) => a - b);
+        if (positions.length < n) {
+          cached += n - positions.length;
+          bar?.tick(n - positions.length, { cached });
+        }
+        if (positions.length === 0) {
+          fifo.push({ batch, sent: null });
+          continue;
+        }
+        const per = h * w * c;
+        const data = new Float32Array(positions.length * per);
+        positions.forEach((p, j) => data.set(img.data.subarray(p * per, (p + 1) * per), j * per));
+        fifo.push({ batch, sent: { positions, todo } });
+        yield {
+          task: {
+            data,
+            shape: [positions.length, h, w, c] as [number, number, number, number],
+            ids: positions.map((p) => ids[p]),
+            y: input.y ? positions.map((p) => input.y![p]) : undefined,
+            options: taskOptions,
+          },
+          transfer: [data.buffer as ArrayBuffer],
+          label,
+        };
+      }
+    }
+
+    const onResult = (r: FeatureBatch) => {
+      storeCached(config, { ...base, ids: r.ids }, r); // kept even if a later batch fails
+      bar?.tick(r.n);
+    };
+
+    let failed = true;
+    try {
+      for await (const result of this.pool.map(jobs(), { window: opts.window, onResult })) {
+        while (fifo.length > 0 && fifo[0].sent === null) yield fifo.shift()!.batch;
+        const entry = fifo.shift()!;
+        mergeRows(entry.batch, result, entry.sent!.positions, entry.sent!.todo);
+        yield entry.batch;
+      }
+      while (fifo.length > 0) yield fifo.shift()!.batch;
+      failed = false;
+    } finally {
+      bar?.done(failed ? { stopped: "error or early exit" } : cached ? { cached } : undefined);
+    }
+  }
+
+  /** All features of the input, concatenated (rows in input order). */
+  async extractAll(batches: Iterable<ImageBatch> | AsyncIterable<ImageBatch>, opts: PoolExtractOptions): Promise<FeatureBatch> {
+    const out: FeatureBatch[] = [];
+    for await (const b of this.extract(batches, opts)) out.push(b);
+    return concatBatches(out);
+  }
+
+  /** Terminate the workers. */
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}
+
+function toShape(images: tf.Tensor4D | ImageArray): number[] {
+  return images instanceof tf.Tensor ? images.shape : images.shape;
+}
+
+/** Copy a worker's rows (sub-batch order) into the full batch at `positions`, only where `todo` says. */
+function mergeRows(into: FeatureBatch, from: FeatureBatch, positions: number[], todo: Map<number, number[]>): void {
+  for (const m of into.matrices) {
+    const src = from.matrices.find((x) => x.block === m.block && x.t === m.t);
+    if (!src || src.dim !== m.dim) throw new Error(`worker result lacks ${m.block}@t=${m.t} (dim ${m.dim})`);
+    const need = new Set(todo.get(m.t) ?? positions);
+    positions.forEach((p, j) => {
+      if (need.has(p)) m.data.set(src.data.subarray(j * m.dim, (j + 1) * m.dim), p * m.dim);
+    });
+  }
+}
+
+/**
+ * Start a pool, extract the features of every batch, close the pool (also on error).
+ * `opts.workers` / `opts.backend` configure the pool.
+ */
+export async function extractFeaturesParallel(
+  model: ModelSource,
+  batches: Iterable<ImageBatch> | AsyncIterable<ImageBatch>,
+  opts: PoolExtractOptions & { workers?: number; backend?: string },
+): Promise<FeatureBatch> {
+  const pool = await FeaturePool.start({ model, workers: opts.workers, backend: opts.backend, progress: opts.progress !== false });
+  try {
+    return await pool.extractAll(batches, opts);
+  } finally {
+    await pool.close();
+  }
+}

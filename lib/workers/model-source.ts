@@ -1,0 +1,54 @@
+/**
+ * Where a worker gets its model from: a checkpoint file or a config + seed (random weights).
+ * A source is plain data (structured-cloneable), so it can be handed to worker threads, each of
+ * which builds its own copy of the model in its own tfjs instance (see feature-worker.ts `loadModel`;
+ * this module does not load the model code, so the main thread stays light).
+ */
+import * as fs from "fs";
+import { createHash } from "crypto";
+import { createUNetConfig, UNetConfig, UNetFlags, UNetKwargs } from "../unet/config";
+import type { WeightOptions } from "../unet/weights";
+
+/** A resolved config, a preset name ("adm-256-uncond"), script_util flags or UNetModel kwargs. */
+export type ConfigLike = UNetConfig | string | Partial<UNetFlags> | Partial<UNetKwargs>;
+
+export type ModelSource =
+  | { config: ConfigLike; checkpoint: string; weights?: WeightOptions }
+  | { config: ConfigLike; seed: number; weights?: WeightOptions };
+
+/** The UNetConfig of a source (no weights are read). */
+export function sourceConfig(src: ModelSource): UNetConfig {
+  const c = src.config;
+  if (typeof c === "object" && c !== null && "modelChannels" in c && "channelMult" in c) return c as UNetConfig;
+  return createUNetConfig(c as string | Partial<UNetFlags> | Partial<UNetKwargs>);
+}
+
+/**
+ * Identity of a checkpoint for cache keys: SHA-256 of its size and its first and last MiB, instead of
+ * reading a 2 GB file whole. For torch zip checkpoints this covers every weight: the zip's central
+ * directory at the end holds the CRC-32 of each storage, so changing any value changes the last MiB.
+ */
+export function checkpointId(file: string): string {
+  const size = fs.statSync(file).size;
+  const h = createHash("sha256").update(`size:${size}\n`);
+  const fd = fs.openSync(file, "r");
+  try {
+    const chunk = 1 << 20;
+    for (const pos of size <= 2 * chunk ? [0] : [0, size - chunk]) {
+      const buf = Buffer.alloc(Math.min(size <= 2 * chunk ? size : chunk, size));
+      fs.readSync(fd, buf, 0, buf.length, pos);
+      h.update(buf);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return `ckpt:${h.digest("hex").slice(0, 24)}`;
+}
+
+/** Identity of a source's weights for cache keys. */
+export function modelIdOf(src: ModelSource): string {
+  if ("checkpoint" in src && src.checkpoint !== undefined) return checkpointId(src.checkpoint);
+  const config = sourceConfig(src);
+  const hash = createHash("sha256").update(JSON.stringify(config)).digest("hex").slice(0, 16);
+  return `random:${(src as { seed: number }).seed}:${hash}`;
+}
