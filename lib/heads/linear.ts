@@ -1,0 +1,159 @@
+/**
+ * Linear probe: multinomial logistic regression on frozen features (the paper's "linear" head).
+ *
+ * Features are standardised with the training split's mean and std, then a softmax classifier is
+ * trained with Adam on cross-entropy + L2 weight decay, mini-batches shuffled by a seeded generator,
+ * weights initialised at zero (the problem is convex, so the result does not depend on a random init).
+ */
+import * as tf from "@tensorflow/tfjs";
+import { Rng } from "../diffusion/rng";
+import { Progress, progress } from "../progress";
+
+export interface LinearProbeOptions {
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  weightDecay: number;
+  seed: number;
+  /** Show a progress display (default true). */
+  showProgress?: boolean;
+}
+
+export const DEFAULT_LINEAR_PROBE: LinearProbeOptions = { epochs: 30, batchSize: 256, learningRate: 1e-3, weightDecay: 1e-4, seed: 0 };
+
+/** A feature matrix: N rows of D values, row-major. */
+export interface Features {
+  data: Float32Array;
+  rows: number;
+  dim: number;
+}
+
+export interface LinearProbe {
+  dim: number;
+  numClasses: number;
+  mean: Float32Array;
+  std: Float32Array;
+  /** [D, C] row-major. */
+  weight: Float32Array;
+  bias: Float32Array;
+  /** Training loss at the end of each epoch. */
+  lossHistory: number[];
+}
+
+function checkFeatures(x: Features, labels: ArrayLike<number> | null, what: string): void {
+  if (x.data.length !== x.rows * x.dim) throw new Error(`${what}: ${x.data.length} values is not ${x.rows} rows x ${x.dim} dims`);
+  if (labels && labels.length !== x.rows) throw new Error(`${what}: ${x.rows} feature rows but ${labels.length} labels`);
+}
+
+/** Per-dimension mean and std (std floored at 1e-6 so constant features stay finite). */
+export function columnStats(x: Features): { mean: Float32Array; std: Float32Array } {
+  const mean = new Float64Array(x.dim);
+  const sq = new Float64Array(x.dim);
+  for (let i = 0; i < x.rows; i++) {
+    const o = i * x.dim;
+    for (let j = 0; j < x.dim; j++) mean[j] += x.data[o + j];
+  }
+  for (let j = 0; j < x.dim; j++) mean[j] /= x.rows;
+  for (let i = 0; i < x.rows; i++) {
+    const o = i * x.dim;
+    for (let j = 0; j < x.dim; j++) {
+      const d = x.data[o + j] - mean[j];
+      sq[j] += d * d;
+    }
+  }
+  const std = new Float32Array(x.dim);
+  for (let j = 0; j < x.dim; j++) std[j] = Math.max(Math.sqrt(sq[j] / x.rows), 1e-6);
+  return { mean: Float32Array.from(mean), std };
+}
+
+function standardise(x: Features, mean: Float32Array, std: Float32Array): tf.Tensor2D {
+  return tf.tidy(() => tf.tensor2d(x.data, [x.rows, x.dim]).sub(tf.tensor1d(mean)).div(tf.tensor1d(std)) as tf.Tensor2D);
+}
+
+/** Fisher-Yates permutation of 0..n-1 from the seeded generator. */
+export function permutation(n: number, rng: Rng): Int32Array {
+  const p = new Int32Array(n);
+  for (let i = 0; i < n; i++) p[i] = i;
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.uint32() % (i + 1);
+    const t = p[i];
+    p[i] = p[j];
+    p[j] = t;
+  }
+  return p;
+}
+
+export async function trainLinearProbe(
+  x: Features,
+  labels: ArrayLike<number>,
+  numClasses: number,
+  options: Partial<LinearProbeOptions> = {},
+): Promise<LinearProbe> {
+  const opts = { ...DEFAULT_LINEAR_PROBE, ...options };
+  checkFeatures(x, labels, "trainLinearProbe");
+  for (let i = 0; i < labels.length; i++) {
+    if (!(labels[i] >= 0 && labels[i] < numClasses && Number.isInteger(labels[i]))) {
+      throw new Error(`trainLinearProbe: label ${labels[i]} at row ${i} is outside 0..${numClasses - 1}`);
+    }
+  }
+  const { mean, std } = columnStats(x);
+  const xs = standardise(x, mean, std);
+  const ys = tf.tensor1d(Int32Array.from(labels), "int32");
+  const w = tf.variable(tf.zeros([x.dim, numClasses]));
+  const b = tf.variable(tf.zeros([numClasses]));
+  const optimizer = tf.train.adam(opts.learningRate);
+  const rng = new Rng(opts.seed, 0x9e0be);
+  const batches = Math.ceil(x.rows / opts.batchSize);
+  const bar: Progress | null = opts.showProgress === false ? null : progress({ total: opts.epochs, label: "linear probe", unit: "epoch" });
+  const lossHistory: number[] = [];
+  try {
+    for (let epoch = 0; epoch < opts.epochs; epoch++) {
+      const order = tf.tensor1d(permutation(x.rows, rng), "int32");
+      let lossSum = 0;
+      for (let bi = 0; bi < batches; bi++) {
+        const loss = tf.tidy(() => {
+          const idx = order.slice(bi * opts.batchSize, Math.min(opts.batchSize, x.rows - bi * opts.batchSize));
+          const xb = tf.gather(xs, idx);
+          const yb = tf.oneHot(tf.gather(ys, idx), numClasses);
+          return optimizer.minimize(() => {
+            const logits = xb.matMul(w).add(b);
+            const ce = tf.losses.softmaxCrossEntropy(yb, logits);
+            return ce.add(w.square().sum().mul(opts.weightDecay / 2)) as tf.Scalar;
+          }, true, [w, b])!;
+        });
+        lossSum += (await loss.data())[0];
+        loss.dispose();
+      }
+      order.dispose();
+      lossHistory.push(lossSum / batches);
+      bar?.tick(1, { loss: lossSum / batches });
+    }
+    bar?.done();
+    return { dim: x.dim, numClasses, mean, std, weight: (await w.data()) as Float32Array, bias: (await b.data()) as Float32Array, lossHistory };
+  } finally {
+    tf.dispose([xs, ys, w, b]);
+    optimizer.dispose();
+  }
+}
+
+/** Class scores [N, C] row-major. */
+export function probeScores(probe: LinearProbe, x: Features): Float32Array {
+  checkFeatures(x, null, "probeScores");
+  if (x.dim !== probe.dim) throw new Error(`probeScores: features have ${x.dim} dims, the probe was trained on ${probe.dim}`);
+  return tf.tidy(() => {
+    const xs = standardise(x, probe.mean, probe.std);
+    return xs.matMul(tf.tensor2d(probe.weight, [probe.dim, probe.numClasses])).add(tf.tensor1d(probe.bias));
+  }).dataSync() as Float32Array;
+}
+
+/** Predicted class per row. */
+export function probePredict(probe: LinearProbe, x: Features): Int32Array {
+  const s = probeScores(probe, x);
+  const out = new Int32Array(x.rows);
+  for (let i = 0; i < x.rows; i++) {
+    let best = 0;
+    for (let c = 1; c < probe.numClasses; c++) if (s[i * probe.numClasses + c] > s[i * probe.numClasses + best]) best = c;
+    out[i] = best;
+  }
+  return out;
+}

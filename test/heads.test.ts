@@ -1,0 +1,77 @@
+import { strict as assert } from "assert";
+import { selectBackend } from "../lib/backend";
+import { trainLinearProbe, probePredict, columnStats, permutation, Features } from "../lib/heads/linear";
+import { accuracy, topKAccuracy, confusionMatrix, meanPerClassAccuracy } from "../lib/metrics";
+import { Rng } from "../lib/diffusion/rng";
+
+/** Gaussian blobs: class c centred at a random point; `sep` scales the distance between centres. */
+function blobs(n: number, dim: number, classes: number, sep: number, seed: number): { x: Features; y: Int32Array } {
+  const rng = new Rng(seed);
+  const centres = Array.from({ length: classes }, () => Array.from({ length: dim }, () => sep * rng.normal()));
+  const data = new Float32Array(n * dim);
+  const y = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    y[i] = i % classes;
+    // a large offset and scale on every dimension checks the standardisation
+    for (let j = 0; j < dim; j++) data[i * dim + j] = 1000 + 50 * (centres[y[i]][j] + rng.normal());
+  }
+  return { x: { data, rows: n, dim }, y };
+}
+
+describe("metrics", () => {
+  it("accuracy, top-k, confusion, mean per-class", () => {
+    assert.equal(accuracy([0, 1, 2, 2], [0, 1, 1, 2]), 0.75);
+    assert.throws(() => accuracy([0], [0, 1]), /1 predictions for 2 labels/);
+    const scores = Float32Array.from([0.1, 0.7, 0.2, /**/ 0.5, 0.2, 0.3]);
+    assert.equal(topKAccuracy(scores, 3, [2, 2], 1), 0);
+    assert.equal(topKAccuracy(scores, 3, [2, 2], 2), 1);
+    assert.deepEqual(confusionMatrix([0, 1, 1], [0, 0, 1], 2), [[1, 1], [0, 1]]);
+    assert.equal(meanPerClassAccuracy([0, 1, 1], [0, 0, 1], 2), 0.75);
+  });
+});
+
+describe("linear probe", () => {
+  before(async () => {
+    await selectBackend("wasm");
+  });
+
+  it("standardises with the training split's column statistics", () => {
+    const { mean, std } = columnStats({ data: Float32Array.from([1, 10, 3, 10]), rows: 2, dim: 2 });
+    assert.deepEqual(Array.from(mean), [2, 10]);
+    assert.equal(std[0], 1);
+    assert.equal(std[1], Math.fround(1e-6)); // floored: a constant column stays finite
+  });
+
+  it("permutations are seeded and complete", () => {
+    const a = permutation(50, new Rng(3));
+    assert.deepEqual(Array.from(a), Array.from(permutation(50, new Rng(3))));
+    assert.deepEqual(Array.from(a).sort((p, q) => p - q), Array.from({ length: 50 }, (_, i) => i));
+    assert.notDeepEqual(Array.from(a), Array.from(permutation(50, new Rng(4))));
+  });
+
+  it("separates well-separated classes and stays near chance on label noise", async () => {
+    const train = blobs(600, 16, 4, 2.0, 1);
+    const test = blobs(400, 16, 4, 2.0, 1); // same centres (same seed) ...
+    const probe = await trainLinearProbe(train.x, train.y, 4, { epochs: 20, showProgress: false });
+    assert.ok(probe.lossHistory[19] < probe.lossHistory[0], "loss did not decrease");
+    assert.ok(accuracy(probePredict(probe, test.x), test.y) > 0.95);
+
+    const shuffled = Int32Array.from(train.y).reverse().map((v, i) => (v * 7 + i * 13) % 4);
+    const noise = await trainLinearProbe(train.x, shuffled, 4, { epochs: 10, showProgress: false });
+    const acc = accuracy(probePredict(noise, test.x), test.y);
+    assert.ok(acc < 0.5, `accuracy ${acc} on unrelated labels`);
+  });
+
+  it("is deterministic for a seed", async () => {
+    const d = blobs(200, 8, 3, 1.0, 5);
+    const a = await trainLinearProbe(d.x, d.y, 3, { epochs: 3, seed: 1, showProgress: false });
+    const b = await trainLinearProbe(d.x, d.y, 3, { epochs: 3, seed: 1, showProgress: false });
+    assert.deepEqual(Array.from(a.weight), Array.from(b.weight));
+  });
+
+  it("names the bad label or shape", async () => {
+    const d = blobs(10, 4, 2, 1.0, 5);
+    await assert.rejects(trainLinearProbe(d.x, Int32Array.from(d.y).fill(5, 3, 4), 2), /label 5 at row 3 is outside 0..1/);
+    await assert.rejects(trainLinearProbe({ ...d.x, rows: 11 }, d.y, 2), /40 values is not 11 rows x 4 dims/);
+  });
+});
