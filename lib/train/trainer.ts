@@ -1,0 +1,269 @@
+/**
+ * DDPM training of a guided-diffusion U-Net (epsilon prediction, learn_sigma False), resumable.
+ *
+ * Per step (as guided-diffusion's TrainLoop with UniformSampler and loss "mse"):
+ *   t ~ U{0..T-1}, eps ~ N(0, I), x_t = q_sample(x0, t, eps),  loss = mean((model(x_t, t) - eps)²)
+ *   AdamW update, then EMA update.
+ * Randomness (data order, t, eps) is a pure function of (seed, step) (./batches), so a run resumed from a
+ * checkpoint reproduces the uninterrupted run exactly. The arithmetic lives in ./replica; with
+ * `workers: K` the batch is split over K worker threads (./parallel), one core each.
+ *
+ * Run folder:
+ *   init.safetensors         the initial weights (PyTorch layout; the model is built from it)
+ *   state-<step>.safetensors + checkpoint.json   resumable state (./checkpoint-state), every N steps
+ *   loss.csv                 step,loss,seconds (./loss-log)
+ *   ema.safetensors          EMA weights, guided-diffusion names and PyTorch layout (OIHW, [out, in]),
+ *                            written at every checkpoint and at the end: `UNet.fromCheckpoint` reads it
+ *   model.json               U-Net kwargs and flags, diffusion settings, step: what a loader needs
+ */
+import * as fs from "fs";
+import * as path from "path";
+import * as tf from "@tensorflow/tfjs";
+import { progress as makeProgress, ProgressMode } from "../progress";
+import { configToKwargs, createUNetConfig, UNet, UNetConfig, UNetFlags } from "../unet";
+import { CheckpointInfo, readCheckpointInfo } from "./checkpoint-state";
+import type { TrainData } from "./data-spec";
+import { LossLog } from "./loss-log";
+import type { Params } from "./model-params";
+import { ParallelReplicas } from "./parallel";
+import { Replica } from "./replica";
+
+export type { TrainData, DataSpec } from "./data-spec";
+export { makeTrainData } from "./data-spec";
+
+export interface TrainConfig {
+  /** U-Net flags (guided-diffusion script_util vocabulary + in_channels); learn_sigma must be false. */
+  model: Partial<UNetFlags>;
+  diffusionSteps: number;
+  noiseSchedule: "linear" | "cosine";
+  batchSize: number;
+  /** Total optimizer steps of the run. */
+  steps: number;
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** EMA rate (see ./ema for the choice of 0.999 for short runs). */
+  emaRate: number;
+  /** Seeds the initial weights, the data order, t and the noise. */
+  seed: number;
+  checkpointEvery: number;
+  /** Tensor files kept (the newest). */
+  keepCheckpoints: number;
+}
+
+/** The proposed Fashion-MNIST model and run (see docs/fashion-mnist.md for the timings behind it). */
+export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
+  model: Object.freeze({
+    image_size: 32, in_channels: 1, num_channels: 32, num_res_blocks: 1, channel_mult: "1,2,2", attention_resolutions: "8",
+    num_head_channels: 32, resblock_updown: true, use_scale_shift_norm: true, learn_sigma: false, class_cond: false, dropout: 0,
+  }) as Partial<UNetFlags>,
+  diffusionSteps: 1000,
+  noiseSchedule: "linear",
+  batchSize: 16,
+  steps: 6000,
+  lr: 2e-4,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  weightDecay: 0,
+  emaRate: 0.999,
+  seed: 0,
+  checkpointEvery: 100,
+  keepCheckpoints: 2,
+}) as TrainConfig;
+
+/** Fields that may change when a run is resumed. */
+const RESUMABLE_CHANGES = new Set(["steps", "checkpointEvery", "keepCheckpoints"]);
+
+export interface TrainOptions {
+  /** Run folder (created; resumed when it holds a checkpoint). */
+  dir: string;
+  data: TrainData;
+  config?: Partial<TrainConfig>;
+  /** Stop (resumably) after this many steps in this call. */
+  maxStepsThisCall?: number;
+  /** Polled after every step; true stops the run (resumably). */
+  shouldStop?: () => boolean;
+  /**
+   * Write a checkpoint when stopping before the end (shouldStop, maxStepsThisCall; default true).
+   * false behaves like a crash: the steps after the last periodic checkpoint are redone on resume.
+   */
+  checkpointOnStop?: boolean;
+  /** Progress display (default: automatic); false for none. */
+  progress?: ProgressMode | false;
+  /** Called after every step. */
+  onStep?: (step: number, loss: number) => void;
+  /** One-line messages (resume, checkpoints); default stderr. */
+  log?: (line: string) => void;
+  /**
+   * Worker threads (default 1: train in this thread). With K >= 2 each step's batch is split over K
+   * replicas (./parallel); needs `data.spec`. Results then differ from K = 1 by float rounding only.
+   */
+  workers?: number;
+}
+
+export interface TrainResult {
+  /** Steps completed (the run's, not this call's). */
+  step: number;
+  /** The run reached `config.steps`. */
+  finished: boolean;
+  /** Step this call started from (0 for a fresh run). */
+  resumedFrom: number;
+  /** Cumulative training seconds of the run. */
+  seconds: number;
+  /** Mean loss over this call's steps (NaN when none). */
+  meanLoss: number;
+  config: TrainConfig;
+  unet: UNetConfig;
+}
+
+/** What the trainer keeps in checkpoint.json besides the step. */
+export interface TrainExtra {
+  config: TrainConfig;
+  seconds: number;
+  unetKwargs: ReturnType<typeof configToKwargs>;
+  rng: { algorithm: string; seed: number; nextStep: number };
+  data: { n: number; shape: number[]; description?: string };
+  backend: string;
+  workers: number;
+}
+
+export function resolveTrainConfig(partial: Partial<TrainConfig> = {}): TrainConfig {
+  const c: TrainConfig = { ...DEFAULT_TRAIN_CONFIG, ...partial, model: { ...DEFAULT_TRAIN_CONFIG.model, ...(partial.model ?? {}) } };
+  const ints: (keyof TrainConfig)[] = ["diffusionSteps", "batchSize", "steps", "checkpointEvery", "keepCheckpoints", "seed"];
+  for (const k of ints) {
+    const v = c[k] as number;
+    if (!Number.isSafeInteger(v) || v < (k === "seed" || k === "steps" ? 0 : 1)) throw new Error(`train config ${k} must be an integer, got ${v}`);
+  }
+  if (c.model.learn_sigma) throw new Error("learn_sigma must be false: this trainer predicts epsilon only (loss mse)");
+  return c;
+}
+
+/** Differences between the saved and the requested config that forbid resuming. */
+export function configConflicts(saved: TrainConfig, wanted: TrainConfig): string[] {
+  const out: string[] = [];
+  const keys = new Set([...Object.keys(saved), ...Object.keys(wanted)]);
+  for (const k of keys) {
+    if (RESUMABLE_CHANGES.has(k)) continue;
+    const a = canonicalJson((saved as unknown as Record<string, unknown>)[k]);
+    const b = canonicalJson((wanted as unknown as Record<string, unknown>)[k]);
+    if (a !== b) out.push(`${k}: run has ${a}, asked ${b}`);
+  }
+  return out;
+}
+
+/** JSON with object keys sorted (so that key order does not count as a difference). */
+function canonicalJson(v: unknown): string {
+  if (v && typeof v === "object" && !Array.isArray(v)) {
+    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(v);
+}
+
+const RNG_ALGORITHM = "xoshiro128** streams Rng(seed, purpose*2^40 + index): purpose 1 epoch permutation, 2 timesteps, 3 noise (lib/train/batches.ts)";
+
+/**
+ * Train (or resume) a run. Select the backend first (wasm recommended); the wasm training kernels are
+ * installed here. Returns when the run is finished or stopped; stopping loses only the steps after the
+ * last checkpoint.
+ */
+export async function trainDdpm(opts: TrainOptions): Promise<TrainResult> {
+  const log = opts.log ?? ((l: string) => process.stderr.write(l + "\n"));
+  const dir = opts.dir;
+  fs.mkdirSync(dir, { recursive: true });
+  let config = resolveTrainConfig(opts.config);
+  const saved = readCheckpointInfo<TrainExtra>(dir);
+  if (saved) {
+    const conflicts = configConflicts(saved.extra.config, config);
+    if (conflicts.length) throw new Error(`${dir} holds a run with another configuration; resume refused:\n  ${conflicts.join("\n  ")}`);
+    config = { ...saved.extra.config, steps: config.steps, checkpointEvery: config.checkpointEvery, keepCheckpoints: config.keepCheckpoints };
+  }
+  const unet = createUNetConfig(config.model);
+  const workers = opts.workers ?? 1;
+  if (workers > 1 && !opts.data.spec) throw new Error("parallel training needs data with a spec (see makeTrainData)");
+
+  // The in-thread replica writes init.safetensors; workers read it.
+  const local = await Replica.create(dir, config, opts.data, true);
+  let par: ParallelReplicas | null = null;
+  const lossLog = new LossLog(path.join(dir, "loss.csv"));
+  let step = 0;
+  let seconds = 0;
+  try {
+    if (saved) {
+      step = saved.step;
+      seconds = saved.extra.seconds;
+    }
+    if (workers > 1) {
+      local.dispose();
+      par = await ParallelReplicas.start(workers, dir, config, opts.data.spec!, tf.getBackend());
+      if (saved) await par.restore();
+    } else if (saved) {
+      await local.restore(saved);
+    }
+    if (saved) {
+      lossLog.reset(step);
+      const w = saved.extra.workers ?? 1;
+      log(`resumed ${dir} at step ${step}/${config.steps} (${seconds.toFixed(0)} s of training so far)${w !== workers ? `; workers ${w} -> ${workers}` : ""}`);
+    } else {
+      lossLog.reset(0);
+    }
+    const resumedFrom = step;
+
+    const extra = (): TrainExtra => ({
+      config, seconds, unetKwargs: configToKwargs(unet),
+      rng: { algorithm: RNG_ALGORITHM, seed: config.seed, nextStep: step },
+      data: { n: opts.data.n, shape: opts.data.shape, description: opts.data.description },
+      backend: tf.getBackend(),
+      workers,
+    });
+    const checkpoint = async () => (par ? par.checkpoint(step, extra()) : local.checkpoint(step, extra()));
+
+    const limit = Math.min(config.steps, opts.maxStepsThisCall !== undefined ? step + opts.maxStepsThisCall : Infinity);
+    const bar = opts.progress === false || step >= limit ? null : makeProgress({
+      total: limit - step, label: step > 0 ? `train (from step ${step})` : "train", unit: "step", mode: opts.progress || undefined,
+    });
+    let lossSum = 0;
+    let lossCount = 0;
+    try {
+      while (step < limit) {
+        const t0 = performance.now();
+        const loss = par ? await par.step(step) : local.step(step);
+        step++;
+        seconds += (performance.now() - t0) / 1000;
+        if (!Number.isFinite(loss)) throw new Error(`loss became ${loss} at step ${step}: stopping (the last checkpoint is intact)`);
+        lossLog.append({ step, loss, seconds });
+        lossSum += loss;
+        lossCount++;
+        bar?.tick(1, { loss });
+        opts.onStep?.(step, loss);
+        const checkpointed = step % config.checkpointEvery === 0 || step === config.steps;
+        if (checkpointed) await checkpoint();
+        if (opts.shouldStop?.() || step >= limit) {
+          if (!checkpointed && (opts.checkpointOnStop ?? true)) {
+            await checkpoint();
+            log(`stopped at step ${step}/${config.steps}; checkpoint written`);
+          }
+          break;
+        }
+        if (!par) await new Promise((r) => setImmediate(r)); // let signals (Ctrl-C) and notebook displays through
+      }
+    } finally {
+      bar?.done();
+    }
+    return { step, finished: step >= config.steps, resumedFrom, seconds, meanLoss: lossCount ? lossSum / lossCount : NaN, config, unet };
+  } finally {
+    if (par) await par.close();
+    else local.dispose();
+  }
+}
+
+/** Load a trained run's EMA model (reads model.json and ema.safetensors). */
+export async function loadTrainedModel(dir: string): Promise<{ model: UNet; manifest: { step: number; diffusion: { diffusion_steps: number; noise_schedule: string } } & Record<string, unknown> }> {
+  const manifest = JSON.parse(fs.readFileSync(path.join(dir, "model.json"), "utf8"));
+  const model = await UNet.fromCheckpoint(createUNetConfig(manifest.unet_kwargs), path.join(dir, manifest.weights));
+  return { model, manifest };
+}
+
+export type { CheckpointInfo, Params };
