@@ -23,7 +23,8 @@
 import * as path from "path";
 import { selectBackend, describeBackend } from "../lib/backend";
 import { NoiseSchedule } from "../lib/diffusion";
-import { sampleImages, saveImageGrid, unetEps } from "../lib/diffusion/sample";
+import { sampleImages, unetEps } from "../lib/diffusion/sample";
+import { saveImageGrid } from "../lib/images";
 import { ProgressMode } from "../lib/progress";
 import { DataSpec, DEFAULT_TRAIN_CONFIG, loadTrainedModel, makeTrainData, TrainConfig, trainDdpm } from "../lib/train/trainer";
 

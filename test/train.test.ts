@@ -17,7 +17,8 @@ import { installTrainingKernels, uninstallTrainingKernels } from "../lib/train/w
 import { syntheticBlobs } from "../lib/train/synthetic-data";
 import { guidedDiffusionInit, toTorchLayout, trainableParams } from "../lib/train/model-params";
 import { NoiseSchedule } from "../lib/diffusion";
-import { EpsModel, imageGrid, sampleImages, samplerCoefficients, saveImageGrid } from "../lib/diffusion/sample";
+import { EpsModel, sampleImages, samplerCoefficients } from "../lib/diffusion/sample";
+import { imageGrid, saveImageGrid } from "../lib/images";
 import sharp from "sharp";
 import { configConflicts, loadTrainedModel, makeTrainData, resolveTrainConfig, TrainConfig, trainDdpm } from "../lib/train/trainer";
 

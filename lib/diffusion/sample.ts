@@ -16,10 +16,7 @@
  * Seeds: sample i draws all its randomness (x_T, then each step's z) from Rng(seed, i), so a sample does
  * not depend on the batch size or on which other samples are drawn with it.
  */
-import * as fs from "fs";
-import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import sharp from "sharp";
 import { Rng } from "./rng";
 import { NoiseSchedule, spaceTimesteps } from "./schedule";
 
@@ -161,54 +158,4 @@ export async function sampleImages(eps: EpsModel, base: NoiseSchedule, opts: Sam
     }
   }
   return out;
-}
-
-export interface GridOptions {
-  /** Columns (default: ceil(sqrt(n))). */
-  cols?: number;
-  /** Pixels between images (default 2), filled with `padValue` (default 1 = white, in [-1, 1] units). */
-  padding?: number;
-  padValue?: number;
-  /** Nearest-neighbour enlargement (default 1). */
-  scale?: number;
-}
-
-/**
- * Arrange NHWC images in [-1, 1] ([n, h, w, c], c = 1 or 3) in a grid as 8-bit pixels:
- * round((x + 1) · 127.5) clamped to 0..255. Returns the raw pixels and their size.
- */
-export function imageGrid(images: Float32Array, shape: [number, number, number, number], opts: GridOptions = {}): { data: Uint8Array; width: number; height: number; channels: number } {
-  const [n, h, w, c] = shape;
-  if (c !== 1 && c !== 3) throw new Error(`images must have 1 or 3 channels, got ${c}`);
-  if (images.length !== n * h * w * c) throw new Error(`${images.length} values for [${shape}]`);
-  const cols = opts.cols ?? Math.ceil(Math.sqrt(n));
-  const rows = Math.ceil(n / cols);
-  const pad = opts.padding ?? 2;
-  const s = opts.scale ?? 1;
-  const toByte = (v: number) => Math.max(0, Math.min(255, Math.round((v + 1) * 127.5)));
-  const width = (cols * (w + pad) + pad) * s;
-  const height = (rows * (h + pad) + pad) * s;
-  const data = new Uint8Array(width * height * c).fill(toByte(opts.padValue ?? 1));
-  for (let k = 0; k < n; k++) {
-    const gx = pad + (k % cols) * (w + pad);
-    const gy = pad + Math.floor(k / cols) * (h + pad);
-    for (let y = 0; y < h * s; y++) {
-      for (let x = 0; x < w * s; x++) {
-        const src = ((k * h + Math.floor(y / s)) * w + Math.floor(x / s)) * c;
-        const dst = ((gy * s + y) * width + gx * s + x) * c;
-        for (let j = 0; j < c; j++) data[dst + j] = toByte(images[src + j]);
-      }
-    }
-  }
-  return { data, width, height, channels: c };
-}
-
-/** Write images (NHWC in [-1, 1]) as a PNG grid; returns the file's width and height. */
-export async function saveImageGrid(file: string, images: Float32Array, shape: [number, number, number, number], opts: GridOptions = {}): Promise<{ width: number; height: number }> {
-  const g = imageGrid(images, shape, opts);
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  let img = sharp(Buffer.from(g.data.buffer, g.data.byteOffset, g.data.byteLength), { raw: { width: g.width, height: g.height, channels: g.channels as 1 | 3 } });
-  if (g.channels === 1) img = img.toColourspace("b-w"); // an 8-bit grey PNG, not RGB
-  await img.png().toFile(file);
-  return { width: g.width, height: g.height };
 }
