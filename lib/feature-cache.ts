@@ -18,6 +18,7 @@
  * preprocessing (e.g. "cifar10/test/00042@32px").
  */
 import * as fs from "fs";
+import { projectRoot } from "./paths";
 import * as path from "path";
 import { createHash } from "crypto";
 
@@ -26,7 +27,7 @@ export type FeatureSetKey = Record<string, string | number | boolean | null>;
 
 /** Default root: $DIFFPROBE_CACHE, else .cache/features at the repository root. */
 export function defaultCacheRoot(): string {
-  return process.env.DIFFPROBE_CACHE ?? path.resolve(__dirname, "..", ".cache", "features");
+  return process.env.DIFFPROBE_CACHE ?? path.join(projectRoot(), ".cache", "features");
 }
 
 /** The same JSON for the same key whatever the property order. */

@@ -6,6 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import sharp from "sharp";
 import { displayBundle } from "./notebook";
+import { escapeHtml } from "./progress";
 
 export interface GridOptions {
   /** Columns (default: ceil(sqrt(n))). */
@@ -68,7 +69,11 @@ export async function gridPng(images: Float32Array, shape: [number, number, numb
 export async function showImages(images: Float32Array, shape: [number, number, number, number], opts: GridOptions & { caption?: string } = {}): Promise<void> {
   const png = await gridPng(images, shape, opts);
   const caption = opts.caption ?? `${shape[0]} images ${shape[1]}x${shape[2]}`;
-  const ok = displayBundle({ "image/png": png.toString("base64"), "text/plain": `[image grid] ${caption}` });
+  const b64 = png.toString("base64");
+  const meta = await sharp(png).metadata();
+  const html = `<figure style="margin:0"><img src="data:image/png;base64,${b64}" width="${meta.width}" height="${meta.height}" alt="${escapeHtml(caption)}">` +
+    `<figcaption style="font-size:90%;color:#555">${escapeHtml(caption)}</figcaption></figure>`;
+  const ok = displayBundle({ "text/html": html, "image/png": b64, "text/plain": `[image grid] ${caption}` });
   if (!ok) console.log(`[image grid] ${caption}`);
 }
 

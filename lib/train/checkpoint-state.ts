@@ -13,7 +13,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { readSafetensors, saveSafetensors } from "../checkpoint";
+import { readSafetensors, saveSafetensors } from "../checkpoint/index";
 import { writeAtomically } from "../checkpoint/atomic";
 
 export const CHECKPOINT_JSON = "checkpoint.json";

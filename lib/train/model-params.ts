@@ -8,7 +8,7 @@
  * weights are streamed (build them with `{ residency: "resident" }`).
  */
 import * as tf from "@tensorflow/tfjs";
-import type { UNet } from "../unet";
+import type { UNet } from "../unet/index";
 import { parameterSpecs, ParamSpec } from "../unet/parameters";
 import type { UNetConfig } from "../unet/config";
 import { Rng } from "../diffusion/rng";

@@ -7,10 +7,10 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { saveSafetensors } from "../checkpoint";
+import { saveSafetensors } from "../checkpoint/index";
 import { writeAtomically } from "../checkpoint/atomic";
-import { NoiseSchedule, qSampleArray } from "../diffusion";
-import { configToKwargs, createUNetConfig, UNet, UNetConfig } from "../unet";
+import { NoiseSchedule, qSampleArray } from "../diffusion/index";
+import { configToKwargs, createUNetConfig, UNet, UNetConfig } from "../unet/index";
 import { AdamW } from "./adamw";
 import { StepSampler } from "./batches";
 import { CheckpointInfo, restoreCheckpoint, saveCheckpoint } from "./checkpoint-state";

@@ -16,7 +16,7 @@
  * has consumed it, and a pass that only needs early blocks stops there (`stopEarly`).
  */
 import * as tf from "@tensorflow/tfjs";
-import { loadStateDict, validateStateDict } from "../checkpoint";
+import { loadStateDict, validateStateDict } from "../checkpoint/index";
 import { attentionBlock } from "./attention";
 import { parseBlock } from "./blocks";
 import { UNetConfig } from "./config";

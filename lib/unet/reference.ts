@@ -15,7 +15,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { NoiseSchedule, qSampleArray } from "../diffusion";
+import { NoiseSchedule, qSampleArray } from "../diffusion/index";
 import { npyToFloat32, NpyArray, readNpy } from "../npy";
 import { parseBlock } from "./blocks";
 import { configFromManifest, UNetConfig } from "./config";
