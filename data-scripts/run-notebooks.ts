@@ -46,7 +46,7 @@ function main(): number {
     console.log(`[${i + 1}/${chosen.length}] ${name} (scale ${scale}) ...`);
     const r = spawnSync(PYTHON, [runner, path.join(nbDir, name), outDir, "tslab", values.timeout!], {
       stdio: "inherit",
-      env: jupyterEnv({ [SCALE_ENV]: scale }),
+      env: jupyterEnv({ [SCALE_ENV]: scale, DIFFPROBE_BUILD: path.resolve(values.out!) }),
     });
     const s = ((Date.now() - t0) / 1000).toFixed(1);
     if (r.status === 0) {
@@ -57,6 +57,11 @@ function main(): number {
       console.log(`    FAILED after ${s}s (${name})`);
     }
   });
+  const results = path.join(path.resolve(values.out!), "results");
+  if (fs.existsSync(results)) {
+    const files = fs.readdirSync(results).filter((f) => /\.(json|csv)$/.test(f)).sort();
+    if (files.length) console.log(`results files in ${path.relative(ROOT, results) || results}: ${files.join(", ")}`);
+  }
   console.log(`notebooks: ${passed} passed, ${failed.length} failed${failed.length ? ` (${failed.join(", ")})` : ""}`);
   return failed.length ? 1 : 0;
 }

@@ -12,19 +12,8 @@ import { poolNHWC } from "../lib/pooling";
 import { FeatureCache } from "../lib/feature-cache";
 import { readNpy, npyToFloat32 } from "../lib/npy";
 import { sharedOrSkip } from "./helpers/shared";
+import { TINY_FLAGS, testImages } from "./helpers/models";
 
-/** The `tiny` reference configuration (/work/shared/fixtures/guided-diffusion/README.md). */
-const TINY_FLAGS = {
-  image_size: 32, num_channels: 32, num_res_blocks: 1, channel_mult: "1,2,2", attention_resolutions: "16,8",
-  num_head_channels: 16, learn_sigma: true, resblock_updown: true, use_scale_shift_norm: true,
-};
-
-/** Deterministic images in [-1, 1]. */
-function testImages(n: number, size: number, salt = 0): { data: Float32Array; shape: [number, number, number, number] } {
-  const data = new Float32Array(n * size * size * 3);
-  for (let i = 0; i < data.length; i++) data[i] = Math.fround(0.9 * Math.sin(0.37 * i + 1.3 * salt + Math.floor(i / (size * size * 3))));
-  return { data, shape: [n, size, size, 3] };
-}
 
 /** Wraps a model, recording every forward call. */
 class Spy implements FeatureModel {

@@ -11,17 +11,8 @@ import { FeatureCache } from "../lib/feature-cache";
 import { selectBackend } from "../lib/backend";
 import { UNet } from "../lib/unet/model";
 import { NoiseSchedule } from "../lib/diffusion/schedule";
+import { TINY_FLAGS, testImages } from "./helpers/models";
 
-// (Small helpers repeated from features.test.ts: importing a test file would register its suite here too.)
-const TINY_FLAGS = {
-  image_size: 32, num_channels: 32, num_res_blocks: 1, channel_mult: "1,2,2", attention_resolutions: "16,8",
-  num_head_channels: 16, learn_sigma: true, resblock_updown: true, use_scale_shift_norm: true,
-};
-function testImages(n: number, size: number, salt = 0): { data: Float32Array; shape: [number, number, number, number] } {
-  const data = new Float32Array(n * size * size * 3);
-  for (let i = 0; i < data.length; i++) data[i] = Math.fround(0.9 * Math.sin(0.37 * i + 1.3 * salt + Math.floor(i / (size * size * 3))));
-  return { data, shape: [n, size, size, 3] };
-}
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   assert.equal(a.length, b.length);
