@@ -1,11 +1,6 @@
 /**
  * A U-Net's weights as named tf.Variables (guided-diffusion state-dict names, tfjs layout), and the
  * conversion back to PyTorch layout for export.
- *
- * lib/unet's `UNet` keeps its weights as plain tensors behind a private `UNetWeights`. Until it exposes
- * trainable variables (see `TrainableModel`), `trainableParams` swaps each resident tensor for a
- * tf.Variable holding the same values, through the instance's internals; it refuses models whose
- * weights are streamed (build them with `{ residency: "resident" }`).
  */
 import * as tf from "@tensorflow/tfjs";
 import type { UNet } from "../unet/index";
@@ -13,48 +8,15 @@ import { parameterSpecs, ParamSpec } from "../unet/parameters";
 import type { UNetConfig } from "../unet/config";
 import { Rng } from "../diffusion/rng";
 
-/** What a model class may offer natively (preferred over the internals when present). */
-export interface TrainableModel {
-  /** Weights as tf.Variables keyed by state-dict name, in tfjs layout (conv HWIO, linear [in, out]). */
-  namedVariables(): Map<string, tf.Variable>;
-}
-
 /** Named trainable weights, in state_dict order. */
 export type Params = Map<string, tf.Variable>;
-
-interface WeightsInternals {
-  resident: Map<string, tf.Tensor>;
-  host: Map<string, unknown>;
-}
 
 /**
  * The model's weights as tf.Variables (the model then computes with them, so gradients and updates
  * reach it). Idempotent. Order: state_dict order.
  */
 export function trainableParams(model: UNet): Params {
-  const native = (model as unknown as Partial<TrainableModel>).namedVariables;
-  if (typeof native === "function") return native.call(model);
-  const w = (model as unknown as { weights?: WeightsInternals }).weights;
-  if (!w || !(w.resident instanceof Map) || !(w.host instanceof Map)) {
-    throw new Error("trainableParams: this UNet does not expose its weights (lib/unet changed?): add UNet.namedVariables()");
-  }
-  if (w.host.size > 0) {
-    throw new Error(`trainableParams: ${w.host.size} weights are streamed; build the model with { residency: "resident" } to train it`);
-  }
-  const out: Params = new Map();
-  for (const spec of parameterSpecs(model.config)) {
-    const t = w.resident.get(spec.name);
-    if (!t) throw new Error(`trainableParams: the model has no weight ${spec.name}`);
-    if (t instanceof tf.Variable) {
-      out.set(spec.name, t);
-      continue;
-    }
-    const v = tf.variable(t, true);
-    w.resident.set(spec.name, v);
-    t.dispose();
-    out.set(spec.name, v);
-  }
-  return out;
+  return model.namedVariables();
 }
 
 /** Inverse of lib/unet's toTfLayout: tfjs-layout values of `spec` back to PyTorch layout. */

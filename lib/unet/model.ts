@@ -26,6 +26,7 @@ import { BlockSpec, buildPlan, ModuleSpec, UNetPlan } from "./plan";
 import { downsample, upsample } from "./resample";
 import { NormParams, resBlock } from "./resblock";
 import { UNetWeights, WeightOptions } from "./weights";
+import { parameterSpecs } from "./parameters";
 
 export interface ForwardOptions {
   /** Class labels (one per sample), required by class-conditional models, refused by the others. */
@@ -69,6 +70,14 @@ export class UNet {
     const sd = await loadStateDict(file);
     validateStateDict(expectedParameterShapes(config), sd, file);
     return new UNet(config, await UNetWeights.fromStateDict(config, sd, opts));
+  }
+
+  /**
+   * The weights as trainable tf.Variables keyed by guided-diffusion state-dict name, in state_dict order
+   * (tfjs layout: conv HWIO, linear [in, out]); the model computes with them from then on.
+   */
+  namedVariables(): Map<string, tf.Variable> {
+    return this.weights.toVariables(parameterSpecs(this.config).map((s) => s.name));
   }
 
   /** A model with seeded random weights (see UNetWeights.random); for tests and benchmarks. */

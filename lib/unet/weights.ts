@@ -125,6 +125,31 @@ export class UNetWeights implements WeightSource {
     throw new Error(`no weight named ${name}`);
   }
 
+  /**
+   * Every weight as a trainable tf.Variable, keyed by state-dict name in `order` (tfjs layout: conv HWIO,
+   * linear [in, out]). Resident tensors are swapped for variables holding the same values (idempotent);
+   * streamed weights cannot be trained: build such a model with `{ residency: "resident" }`.
+   */
+  toVariables(order: readonly string[]): Map<string, tf.Variable> {
+    if (this.host.size > 0) {
+      throw new Error(`${this.host.size} weights are streamed (e.g. ${[...this.host.keys()][0]}); build the model with { residency: "resident" } to train it`);
+    }
+    const out = new Map<string, tf.Variable>();
+    for (const name of order) {
+      const t = this.resident.get(name);
+      if (!t) throw new Error(`no weight named ${name}`);
+      if (t instanceof tf.Variable) {
+        out.set(name, t);
+        continue;
+      }
+      const v = tf.variable(t, true);
+      this.resident.set(name, v);
+      t.dispose();
+      out.set(name, v);
+    }
+    return out;
+  }
+
   dispose(): void {
     this.disposed = true;
     for (const t of this.resident.values()) t.dispose();
