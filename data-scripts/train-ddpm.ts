@@ -22,11 +22,9 @@
  */
 import * as path from "path";
 import { selectBackend, describeBackend } from "../lib/backend";
-import { NoiseSchedule } from "../lib/diffusion";
-import { sampleImages, unetEps } from "../lib/diffusion/sample";
-import { saveImageGrid } from "../lib/images";
+import { writeModelCard } from "../lib/train/model-card";
 import { ProgressMode } from "../lib/progress";
-import { DataSpec, DEFAULT_TRAIN_CONFIG, loadTrainedModel, makeTrainData, TrainConfig, trainDdpm } from "../lib/train/trainer";
+import { DataSpec, DEFAULT_TRAIN_CONFIG, makeTrainData, TrainConfig, trainDdpm } from "../lib/train/trainer";
 
 function parseArgs(argv: string[]): Map<string, string> {
   const out = new Map<string, string>();
@@ -118,13 +116,8 @@ async function main(): Promise<void> {
 
   const nSamples = num("samples");
   if (r.finished && nSamples) {
-    const { model: ema, manifest } = await loadTrainedModel(out);
-    const base = NoiseSchedule.named(manifest.diffusion.noise_schedule, manifest.diffusion.diffusion_steps);
-    const images = await sampleImages(unetEps(ema), base, { n: nSamples, shape: data.shape, seed: 0, method: "ddim", respacing: "ddim50" });
-    const file = path.join(out, "samples.png");
-    await saveImageGrid(file, images, [nSamples, ...data.shape], { scale: 2 });
-    ema.dispose();
-    process.stderr.write(`wrote ${file}\n`);
+    const card = await writeModelCard(out, { samples: nSamples });
+    process.stderr.write(`wrote ${card.samplesPng}${card.lossPng ? ` and ${card.lossPng}` : ""}\n`);
   }
 }
 

@@ -1,4 +1,5 @@
 import { strict as assert } from "assert";
+import { smoothLoss } from "../lib/train/model-card";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -245,15 +246,28 @@ describe("training", function () {
       const rows = new LossLog(path.join(full, "loss.csv")).read();
       assert.deepEqual(rows.map((r) => r.step), [1, 2, 3, 4, 5, 6]);
       assert.ok(rows.every((r) => r.loss > 0 && r.loss < 10 && r.seconds > 0));
-      // ema.safetensors: guided-diffusion names, PyTorch shapes, values = the checkpoint's "ema/" group.
+      // ema.safetensors: guided-diffusion names, PyTorch shapes, values = the checkpoint's "ema/" group
+      // with the initial weights' share rate^n removed: (ema - r^n θ0) / (1 - r^n).
       const state = await stateTensors(path.join(full, "state-0000006.safetensors"));
-      const { tensors } = await readSafetensors(path.join(full, "ema.safetensors"));
+      const { tensors, metadata } = await readSafetensors(path.join(full, "ema.safetensors"));
+      const init = (await readSafetensors(path.join(full, "init.safetensors"))).tensors;
+      assert.equal(metadata.ema_bias_corrected, "true");
+      const share = Math.pow(resolveTrainConfig(TINY).emaRate, 6);
       const cfg = createUNetConfig(TINY_MODEL);
+      let corrected = 0;
       for (const spec of parameterSpecs(cfg)) {
         const e = tensors.get(spec.name)!;
         assert.deepEqual(e.shape, spec.shape, spec.name);
-        assert.deepEqual(Array.from(await e.readFloat32()), Array.from(toTorchLayout(spec, state.get(`ema/${spec.name}`)!)), spec.name);
+        const ema = toTorchLayout(spec, state.get(`ema/${spec.name}`)!);
+        const theta0 = await init.get(spec.name)!.readFloat32();
+        const got = await e.readFloat32();
+        for (let i = 0; i < got.length; i++) {
+          const want = (ema[i] - share * theta0[i]) / (1 - share);
+          assert.ok(Math.abs(got[i] - want) <= 1e-6 * Math.max(1, Math.abs(want)), `${spec.name}[${i}]: ${got[i]} vs ${want}`);
+          if (Math.abs(got[i] - ema[i]) > 1e-6) corrected++;
+        }
       }
+      assert.ok(corrected > 0, "the export equals the raw EMA: no bias correction applied");
       const { model, manifest } = await loadTrainedModel(full);
       assert.equal(manifest.step, 6);
       assert.equal(manifest.diffusion.diffusion_steps, 1000);
@@ -436,5 +450,13 @@ describe("sampling", function () {
     assert.equal(px(3, 3), 255);
     assert.equal(px(4, 4), 0);   // image 0, pixel (1,1)
     assert.equal(px(8, 2), 255); // image 1 starts at x = (1 + 3) * 2
+  });
+});
+
+describe("model card", () => {
+  it("smooths the loss curve in windows, each point at its window's last step", () => {
+    const rows = [1, 2, 3, 4, 5].map((s) => ({ step: s, loss: s * 2 }));
+    assert.deepEqual(smoothLoss(rows, 2), [{ step: 2, loss: 3 }, { step: 4, loss: 7 }, { step: 5, loss: 10 }]);
+    assert.deepEqual(smoothLoss(rows, 1), rows);
   });
 });

@@ -7,7 +7,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { saveSafetensors } from "../checkpoint/index";
+import { loadStateDict, saveSafetensors } from "../checkpoint/index";
 import { writeAtomically } from "../checkpoint/atomic";
 import { NoiseSchedule, qSampleArray } from "../diffusion/index";
 import { configToKwargs, createUNetConfig, UNet, UNetConfig } from "../unet/index";
@@ -172,11 +172,36 @@ export class Replica {
   }
 }
 
-/** Write ema.safetensors (PyTorch layout, guided-diffusion names) and model.json. */
+/**
+ * Write ema.safetensors (PyTorch layout, guided-diffusion names) and model.json.
+ *
+ * The exported average is bias-corrected: guided-diffusion's EMA after n steps still holds a share
+ * rate^n of the random initial weights θ0 (0.999^1000 = 37%), which ruins a short run's EMA model. The
+ * file holds (ema − rate^n·θ0) / (1 − rate^n), the same weighted average of θ1..θn with weights that sum
+ * to one (Adam's bias correction); it equals guided-diffusion's EMA once rate^n is negligible. θ0 is the
+ * run folder's init.safetensors; without it the plain EMA is written.
+ */
 export async function exportEma(dir: string, unet: UNetConfig, ema: Map<string, tf.Tensor>, config: TrainConfig, step: number, data: TrainData): Promise<void> {
   const kwargs = configToKwargs(unet);
-  await saveSafetensors(path.join(dir, "ema.safetensors"), torchStateDict(unet, ema), {
+  const initFile = path.join(dir, "init.safetensors");
+  const initShare = step > 0 && fs.existsSync(initFile) ? Math.pow(config.emaRate, step) : 0;
+  const init = initShare > 0 ? await loadStateDict(initFile) : null;
+  const tensors = torchStateDict(unet, ema).map((t) => ({
+    ...t,
+    data: async () => {
+      const e = t.data();
+      if (!init) return e;
+      const entry = init.get(t.name);
+      if (!entry) throw new Error(`${initFile}: no tensor ${t.name} (needed to bias-correct the EMA)`);
+      const theta0 = await entry.readFloat32();
+      const out = new Float32Array(e.length);
+      for (let i = 0; i < e.length; i++) out[i] = (e[i] - initShare * theta0[i]) / (1 - initShare);
+      return out;
+    },
+  }));
+  await saveSafetensors(path.join(dir, "ema.safetensors"), tensors, {
     format: "pt", unet_kwargs: JSON.stringify(kwargs), step: String(step), ema_rate: String(config.emaRate),
+    ema_bias_corrected: String(init !== null),
   });
   const manifest = {
     weights: "ema.safetensors",
@@ -186,6 +211,7 @@ export async function exportEma(dir: string, unet: UNetConfig, ema: Map<string, 
     flags: config.model,
     diffusion: { diffusion_steps: config.diffusionSteps, noise_schedule: config.noiseSchedule, learn_sigma: false, predict: "epsilon", timestep_respacing: "" },
     ema_rate: config.emaRate,
+    ema_bias_corrected: init !== null,
     data: { n: data.n, shape: data.shape, range: [-1, 1], layout: "NHWC", description: data.description },
     train: { batch_size: config.batchSize, lr: config.lr, betas: [config.beta1, config.beta2], eps: config.eps, weight_decay: config.weightDecay, seed: config.seed },
   };
