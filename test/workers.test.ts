@@ -250,6 +250,36 @@ describe("feature pool (tiny U-Net, 2 wasm workers)", function () {
     }
   });
 
+  it("an on-demand pool starts no worker for a cached input, and starts them at the first uncached image", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-pool-"));
+    const cache = new FeatureCache(dir);
+    const lazy = FeaturePool.onDemand({ model: source, workers: 1, progress: false });
+    try {
+      const first = await pool.extractAll(batches().slice(0, 2), { ...opts, cache });
+      const again = await lazy.extractAll(batches().slice(0, 2), { ...opts, cache });
+      assert.equal(lazy.started, false);
+      assert.equal(lazy.workers, 0);
+      for (const m of again.matrices) assert.equal(maxAbsDiff(m.data, featureMatrix(first, m.block, m.t).data), 0);
+      const more = await lazy.extractAll(batches(), { ...opts, cache }); // batches 2-4 are new
+      assert.equal(lazy.started, true);
+      assert.equal(lazy.workers, 1);
+      for (const m of more.matrices) assert.equal(maxAbsDiff(m.data, featureMatrix(reference, m.block, m.t).data), 0);
+    } finally {
+      await lazy.close();
+      cache.close();
+      FeatureCache.clear(dir);
+    }
+  });
+
+  it("an on-demand pool reports a start-up failure from extract", async () => {
+    const lazy = FeaturePool.onDemand({ model: { config: TINY_FLAGS, checkpoint: "/nonexistent/model.pt" }, workers: 1, progress: false });
+    try {
+      await assert.rejects(lazy.extractAll(batches().slice(0, 1), opts), /feature worker 0 failed to start: checkpoint \/nonexistent\/model.pt does not exist/);
+    } finally {
+      await lazy.close();
+    }
+  });
+
   it("extractFeaturesParallel starts, runs and terminates its own pool", async () => {
     const r = await extractFeaturesParallel(source, batches().slice(0, 2), { ...opts, workers: 2 });
     assert.equal(r.n, 6);

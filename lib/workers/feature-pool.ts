@@ -85,42 +85,69 @@ function toImageArray(images: tf.Tensor4D | ImageArray): ImageArray {
 
 export class FeaturePool {
   private modelIdCache: string | null = null;
+  private pool: WorkerPool<FeatureTask, FeatureBatch> | null = null;
+  private starting: Promise<WorkerPool<FeatureTask, FeatureBatch>> | null = null;
+  readonly config: UNetConfig;
+  readonly source: ModelSource;
 
-  private constructor(
-    private readonly pool: WorkerPool<FeatureTask, FeatureBatch>,
-    readonly source: ModelSource,
-    readonly config: UNetConfig,
-  ) {}
+  private constructor(private readonly opts: FeaturePoolOptions) {
+    this.source = opts.model;
+    this.config = sourceConfig(opts.model);
+  }
 
   /** Start the workers; resolves when every worker has loaded the model. */
   static async start(opts: FeaturePoolOptions): Promise<FeaturePool> {
-    const config = sourceConfig(opts.model);
-    const size = opts.workers ?? defaultFeatureWorkers(config);
+    const pool = new FeaturePool(opts);
+    await pool.ensureStarted();
+    return pool;
+  }
+
+  /**
+   * A pool whose workers start only when the first image that is not in the cache reaches them: a
+   * fully cached extraction loads no model at all. Start-up errors surface from `extract`.
+   */
+  static onDemand(opts: FeaturePoolOptions): FeaturePool {
+    return new FeaturePool(opts);
+  }
+
+  /** Whether the workers have been started (or are starting). */
+  get started(): boolean {
+    return this.starting !== null;
+  }
+
+  private ensureStarted(): Promise<WorkerPool<FeatureTask, FeatureBatch>> {
+    if (this.starting) return this.starting;
+    const opts = this.opts;
+    const size = opts.workers ?? defaultFeatureWorkers(this.config);
     const bar = opts.progress === false ? null : progress({ total: size, label: "loading model in workers", unit: "worker" });
-    try {
-      const pool = await WorkerPool.start<FeatureTask, FeatureBatch>({
-        entry: workerEntry(),
-        size,
-        name: "feature worker",
-        init: { model: opts.model, backend: opts.backend ?? "wasm" } satisfies FeatureWorkerInit,
-        onReady: () => bar?.tick(1),
-      });
-      bar?.done();
-      return new FeaturePool(pool, opts.model, config);
-    } catch (e) {
-      bar?.done({ error: "failed" });
-      throw e;
-    }
+    this.starting = WorkerPool.start<FeatureTask, FeatureBatch>({
+      entry: workerEntry(),
+      size,
+      name: "feature worker",
+      init: { model: opts.model, backend: opts.backend ?? "wasm" } satisfies FeatureWorkerInit,
+      onReady: () => bar?.tick(1),
+    }).then(
+      (pool) => {
+        bar?.done();
+        this.pool = pool;
+        return pool;
+      },
+      (e) => {
+        bar?.done({ error: "failed" });
+        throw e;
+      },
+    );
+    return this.starting;
   }
 
   /** Number of live workers. */
   get workers(): number {
-    return this.pool.size;
+    return this.pool ? this.pool.size : 0;
   }
 
   /** What each worker reported after loading (backend, load seconds, RSS). */
   get infos(): FeatureWorkerInfo[] {
-    return this.pool.infos as FeatureWorkerInfo[];
+    return this.pool ? (this.pool.infos as FeatureWorkerInfo[]) : [];
   }
 
   /** Identity of the weights for cache keys (computed once). */
@@ -200,7 +227,21 @@ export class FeaturePool {
 
     let failed = true;
     try {
-      for await (const result of this.pool.map(jobs(), { window: opts.window, onResult })) {
+      // Serve the cached prefix without workers; start them (if not yet) at the first image they must compute.
+      const pending = jobs();
+      const first = await pending.next();
+      while (fifo.length > 0 && fifo[0].sent === null) yield fifo.shift()!.batch;
+      if (first.done) {
+        failed = false;
+        return;
+      }
+      const head = first.value;
+      const pool = await this.ensureStarted();
+      async function* all() {
+        yield head;
+        yield* pending;
+      }
+      for await (const result of pool.map(all(), { window: opts.window, onResult })) {
         while (fifo.length > 0 && fifo[0].sent === null) yield fifo.shift()!.batch;
         const entry = fifo.shift()!;
         mergeRows(entry.batch, result, entry.sent!.positions, entry.sent!.todo);
@@ -221,8 +262,10 @@ export class FeaturePool {
   }
 
   /** Terminate the workers. */
-  close(): Promise<void> {
-    return this.pool.close();
+  async close(): Promise<void> {
+    if (!this.starting) return;
+    const pool = await this.starting.catch(() => null);
+    await pool?.close();
   }
 }
 
@@ -243,7 +286,8 @@ function mergeRows(into: FeatureBatch, from: FeatureBatch, positions: number[], 
 }
 
 /**
- * Start a pool, extract the features of every batch, close the pool (also on error).
+ * Extract the features of every batch on a pool of its own, closed at the end (also on error). The
+ * workers start only if some image is not in the cache.
  * `opts.workers` / `opts.backend` configure the pool.
  */
 export async function extractFeaturesParallel(
@@ -251,7 +295,7 @@ export async function extractFeaturesParallel(
   batches: Iterable<ImageBatch> | AsyncIterable<ImageBatch>,
   opts: PoolExtractOptions & { workers?: number; backend?: string },
 ): Promise<FeatureBatch> {
-  const pool = await FeaturePool.start({ model, workers: opts.workers, backend: opts.backend, progress: opts.progress !== false });
+  const pool = FeaturePool.onDemand({ model, workers: opts.workers, backend: opts.backend, progress: opts.progress !== false });
   try {
     return await pool.extractAll(batches, opts);
   } finally {
