@@ -22,14 +22,14 @@ import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { parseArgs } from "util";
+import { headerComment, numberOption, parseCommandLine, runCommand, UsageError } from "../data-scripts/cli";
 import { machineLine, PartOptions, PARTS, Row } from "./parts";
 
 const ALL = ["adm256", "adm256-pool", "tiny", "small", "load"];
 const MARK = "@@BENCH ";
 
 function parse(): { parts: string[]; opts: PartOptions; child: string | null } {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine({
     options: {
       only: { type: "string" },
       workers: { type: "string", default: "2" },
@@ -41,33 +41,23 @@ function parse(): { parts: string[]; opts: PartOptions; child: string | null } {
       batch: { type: "string", default: "16" },
       child: { type: "string" },
       tmp: { type: "string", default: "" },
-      help: { type: "boolean", short: "h" },
     },
   });
-  if (values.help) {
-    const doc = fs.readFileSync(__filename, "utf8").split("*/")[0];
-    console.log(doc.replace(/^\/\*\*|^ \* ?/gm, ""));
-    process.exit(0);
-  }
-  const int = (name: string, v: string | undefined, min: number) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
-    return n;
-  };
-  const parts = values.only ? values.only.split(",").map((s) => s.trim()).filter(Boolean) : ALL;
-  for (const p of parts) if (!ALL.includes(p)) throw new Error(`unknown part ${JSON.stringify(p)}; parts: ${ALL.join(", ")}`);
   const quick = values.quick!;
+  const int = (name: string, min: number) => numberOption(values, name, { integer: true, min })!;
+  const parts = values.only ? values.only.split(",").map((s) => s.trim()).filter(Boolean) : ALL;
+  for (const p of parts) if (!ALL.includes(p)) throw new UsageError(`unknown part ${JSON.stringify(p)}; parts: ${ALL.join(", ")}`);
   return {
     parts,
     child: values.child ?? null,
     opts: {
       backend: values.backend!,
-      reps: int("reps", values.reps ?? (quick ? "1" : "3"), 1),
+      reps: values.reps === undefined ? (quick ? 1 : 3) : int("reps", 1),
       quick,
-      workers: int("workers", values.workers, 1),
-      block: int("block", values.block, 1),
-      t: int("t", values.t, 0),
-      batch: int("batch", values.batch, 1),
+      workers: int("workers", 1),
+      block: int("block", 1),
+      t: int("t", 0),
+      batch: int("batch", 1),
       tmp: values.tmp!,
     },
   };
@@ -179,10 +169,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (e) => {
-    console.error(e instanceof Error ? e.message : e);
-    process.exit(1);
-  },
-);
+runCommand({ name: "bench", usage: () => headerComment(__filename) }, main, { exit: true });

@@ -8,7 +8,7 @@
  * Prints one line per image and size (mean/max absolute difference, PASS/FAIL), then a summary.
  * Exit status: 0 all within tolerance; 1 a FAIL (or an undecodable image, unless --allow-skipped); 2 bad usage.
  */
-import { parseArgs } from "util";
+import { numberOption, parseCommandLine, runCommand } from "./cli";
 import { compareReferenceFolder, DEFAULT_TOLERANCE, formatResult } from "../lib/data/reference";
 
 const USAGE = `usage: check-preprocess <folder> [--tol-mean X] [--tol-max Y] [--allow-skipped]
@@ -18,43 +18,18 @@ const USAGE = `usage: check-preprocess <folder> [--tol-mean X] [--tol-max Y] [--
   --allow-skipped   undecodable images are reported but do not fail the check`;
 
 async function main(): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      allowPositionals: true,
-      options: {
-        "tol-mean": { type: "string" },
-        "tol-max": { type: "string" },
-        "allow-skipped": { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (e) {
-    console.error(`${(e as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (positionals.length !== 1) {
-    console.error(USAGE);
-    return 2;
-  }
-  const num = (s: string | undefined, dflt: number, name: string) => {
-    if (s === undefined) return dflt;
-    const v = Number(s);
-    if (!Number.isFinite(v) || v < 0) throw new Error(`--${name} must be a number >= 0, got ${JSON.stringify(s)}`);
-    return v;
+  const { values, positionals } = parseCommandLine({
+    options: {
+      "tol-mean": { type: "string" },
+      "tol-max": { type: "string" },
+      "allow-skipped": { type: "boolean", default: false },
+    },
+    positionals: [1, 1],
+  });
+  const tolerance = {
+    mean: numberOption(values, "tol-mean", { min: 0 }) ?? DEFAULT_TOLERANCE.mean,
+    max: numberOption(values, "tol-max", { min: 0 }) ?? DEFAULT_TOLERANCE.max,
   };
-  let tolerance;
-  try {
-    tolerance = { mean: num(values["tol-mean"], DEFAULT_TOLERANCE.mean, "tol-mean"), max: num(values["tol-max"], DEFAULT_TOLERANCE.max, "tol-max") };
-  } catch (e) {
-    console.error((e as Error).message);
-    return 2;
-  }
   const folder = positionals[0];
   const report = await compareReferenceFolder(folder, {
     tolerance,
@@ -74,10 +49,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
-  (code) => (process.exitCode = code),
-  (e) => {
-    console.error(`check-preprocess: ${(e as Error).message}`);
-    process.exitCode = 2;
-  },
-);
+runCommand({ name: "check-preprocess", usage: USAGE, errorStatus: 2 }, main);

@@ -12,55 +12,31 @@ import * as tf from "@tensorflow/tfjs";
 import { selectBackend } from "../lib/backend";
 import { checkReferenceFolder, formatLine } from "../lib/unet/reference";
 import { parameterCount } from "../lib/unet/parameters";
+import { numberOption, parseCommandLine, runCommand } from "./cli";
 
-interface Args { folders: string[]; backend?: string; tol?: number; scheduleTol?: number }
-
-const USAGE = "usage: check-reference <folder> [<folder> ...] [--backend wasm|cpu|tensorflow] [--tol 1e-5] [--schedule-tol 1e-12]";
-
-function parseArgs(argv: string[]): Args {
-  const out: Args = { folders: [] };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = () => {
-      const v = a.includes("=") ? a.slice(a.indexOf("=") + 1) : argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value\n${USAGE}`);
-      return v;
-    };
-    const num = (v: string) => {
-      const n = Number(v);
-      if (!(n > 0)) throw new Error(`${a}: ${JSON.stringify(v)} is not a positive number`);
-      return n;
-    };
-    if (a === "--help" || a === "-h") {
-      console.log(USAGE);
-      process.exit(0);
-    } else if (a.startsWith("--backend")) out.backend = value();
-    else if (a.startsWith("--schedule-tol")) out.scheduleTol = num(value());
-    else if (a.startsWith("--tol")) out.tol = num(value());
-    else if (a.startsWith("--")) throw new Error(`unknown option ${a}\n${USAGE}`);
-    else out.folders.push(a);
-  }
-  if (out.folders.length === 0) throw new Error(USAGE);
-  return out;
-}
+const USAGE = `usage: check-reference <folder> [<folder> ...] [--backend wasm|cpu|tensorflow] [--tol 1e-5] [--schedule-tol 1e-12]
+  <folder>            manifest.json, model.pt, x_t.npy, t.npy, [y.npy] and one .npy per tensor to compare
+  --backend NAME      tfjs backend (default wasm)
+  --tol X             largest relative error of a float32 tensor (default 1e-5)
+  --schedule-tol X    largest error of alphas_cumprod (float64; default 1e-12)
+Exit status: 0 all passed, 1 some tensor failed, 2 the comparison could not run.`;
 
 async function main(): Promise<number> {
-  let args: Args;
-  try {
-    args = parseArgs(process.argv.slice(2));
-  } catch (e) {
-    console.error((e as Error).message);
-    return 2;
-  }
-  const choice = await selectBackend(args.backend ?? "wasm");
+  const { values, positionals: folders } = parseCommandLine({
+    options: { backend: { type: "string" }, tol: { type: "string" }, "schedule-tol": { type: "string" } },
+    positionals: [1, Infinity],
+  });
+  const tol = numberOption(values, "tol", { positive: true });
+  const scheduleTol = numberOption(values, "schedule-tol", { positive: true });
+  const choice = await selectBackend(values.backend ?? "wasm");
   console.log(`backend: ${choice.name} (tfjs ${tf.version.tfjs})`);
   let status = 0;
-  for (const folder of args.folders) {
+  for (const folder of folders) {
     console.log(`\n== ${folder}`);
     try {
       const report = await checkReferenceFolder(folder, {
-        tol: args.tol,
-        scheduleTol: args.scheduleTol,
+        tol,
+        scheduleTol,
         onLine: (l) => console.log(formatLine(l)),
       });
       const c = report.config;
@@ -83,10 +59,4 @@ async function main(): Promise<number> {
   return status;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (e) => {
-    console.error(e);
-    process.exit(2);
-  },
-);
+runCommand({ name: "check-reference", usage: USAGE, errorStatus: 2 }, main, { exit: true });

@@ -6,10 +6,10 @@
  * Without names: the paper's model, 256x256_diffusion_uncond.pt.
  */
 import * as path from "path";
-import { parseArgs } from "util";
 import { CHECKPOINT_SOURCES } from "../lib/data/sources";
 import { download } from "../lib/download";
 import { ProgressMode } from "../lib/progress";
+import { choiceOption, parseCommandLine, runCommand, UsageError } from "./cli";
 
 const USAGE = `usage: download-checkpoints [--root <dir>] [--list] [--all] [--progress tty|log|silent] [name|file ...]
   --root <dir>   where the .pt files go (default ./models)
@@ -20,27 +20,16 @@ Without names: ${CHECKPOINT_SOURCES.filter((c) => c.default).map((c) => c.file).
 Downloads resume after an interruption (rerun the command); a finished file gets a <file>.sha256 sidecar.`;
 
 async function run(): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      allowPositionals: true,
-      options: {
-        root: { type: "string", default: "models" },
-        list: { type: "boolean", default: false },
-        all: { type: "boolean", default: false },
-        progress: { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (e) {
-    console.error(`${(e as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const { values, positionals } = parseCommandLine({
+    options: {
+      root: { type: "string", default: "models" },
+      list: { type: "boolean", default: false },
+      all: { type: "boolean", default: false },
+      progress: { type: "string" },
+    },
+    positionals: [0, Infinity],
+  });
+  const progressMode = choiceOption(values, "progress", ["tty", "log", "silent"] as const);
   if (values.list) {
     for (const c of CHECKPOINT_SOURCES) console.log(`${c.name.padEnd(22)} ${c.file.padEnd(28)} ${c.description}${c.default ? " [default]" : ""}`);
     return 0;
@@ -50,22 +39,16 @@ async function run(): Promise<number> {
     : positionals.length
       ? positionals.map((n) => {
           const c = CHECKPOINT_SOURCES.find((s) => s.name === n || s.file === n);
-          if (!c) throw new Error(`unknown checkpoint "${n}"; see --list`);
+          if (!c) throw new UsageError(`unknown checkpoint "${n}"; see --list`);
           return c;
         })
       : CHECKPOINT_SOURCES.filter((c) => c.default);
   const root = path.resolve(values.root as string);
   for (const c of chosen) {
-    const r = await download({ url: c.url, dest: path.join(root, c.file), progressMode: values.progress as ProgressMode | undefined, label: c.file });
+    const r = await download({ url: c.url, dest: path.join(root, c.file), progressMode, label: c.file });
     console.log(`${c.file}: ${r.status}, ${r.bytes} bytes, sha256 ${r.sha256}`);
   }
   return 0;
 }
 
-run().then(
-  (code) => (process.exitCode = code),
-  (e) => {
-    console.error(`download-checkpoints: ${(e as Error).message}`);
-    process.exitCode = 1;
-  },
-);
+runCommand({ name: "download-checkpoints", usage: USAGE }, run);

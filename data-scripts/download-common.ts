@@ -7,11 +7,10 @@
  *        [--progress tty|log|silent]
  */
 import * as path from "path";
-import { parseArgs } from "util";
 import { DATASETS, DatasetName, loadDataset, missingFiles } from "../lib/data";
 import { datasetFolder, fetchDataset, ManualDownloadError } from "../lib/data/fetch";
 import { DATASET_SOURCES } from "../lib/data/sources";
-import { ProgressMode } from "../lib/progress";
+import { choiceOption, parseCommandLine, runCommand } from "./cli";
 
 function usage(name: DatasetName): string {
   const src = DATASET_SOURCES[name];
@@ -31,44 +30,26 @@ After that it loads the dataset (expects ${info.layout}) and checks the split si
   --progress <mode>    progress display: tty, log or silent (default: automatic)`;
 }
 
-/** Run the CLI for one dataset; returns the exit status. */
-export async function datasetCli(name: DatasetName, argv = process.argv.slice(2)): Promise<number> {
-  let values;
-  try {
-    values = parseArgs({
-      args: argv,
-      options: {
-        root: { type: "string", default: "data" },
-        "no-extract": { type: "boolean", default: false },
-        "delete-archives": { type: "boolean", default: false },
-        "check-files": { type: "boolean", default: false },
-        progress: { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }).values;
-  } catch (e) {
-    console.error(`${(e as Error).message}\n\n${usage(name)}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(usage(name));
-    return 0;
-  }
-  const progressMode = values.progress as ProgressMode | undefined;
-  if (progressMode && !["tty", "log", "silent", "notebook"].includes(progressMode)) {
-    console.error(`--progress must be tty, log or silent\n\n${usage(name)}`);
-    return 2;
-  }
+/** Fetch, load and check one dataset; returns the exit status. */
+async function fetchAndCheck(name: DatasetName, argv: string[]): Promise<number> {
+  const { values } = parseCommandLine({
+    args: argv,
+    options: {
+      root: { type: "string", default: "data" },
+      "no-extract": { type: "boolean", default: false },
+      "delete-archives": { type: "boolean", default: false },
+      "check-files": { type: "boolean", default: false },
+      progress: { type: "string" },
+    },
+  });
+  const progressMode = choiceOption(values, "progress", ["tty", "log", "silent"] as const);
   const root = path.resolve(values.root as string);
   const src = DATASET_SOURCES[name];
   try {
     await fetchDataset(name, root, { progressMode, extract: !values["no-extract"], deleteArchives: values["delete-archives"] as boolean });
   } catch (e) {
-    if (e instanceof ManualDownloadError) {
-      console.error(e.message);
-      return 1;
-    }
-    console.error(`download-${name}: ${(e as Error).message}`);
+    if (!(e instanceof ManualDownloadError)) throw e;
+    console.error(e.message); // what to place by hand, and where
     return 1;
   }
   if (values["no-extract"]) return 0;
@@ -92,13 +73,7 @@ export async function datasetCli(name: DatasetName, argv = process.argv.slice(2)
   return ok ? 0 : 1;
 }
 
-/** Entry point helper for the per-dataset scripts. */
+/** Entry point of the per-dataset scripts. */
 export function main(name: DatasetName): void {
-  datasetCli(name).then(
-    (code) => (process.exitCode = code),
-    (e) => {
-      console.error(`download-${name}: ${(e as Error).message}`);
-      process.exitCode = 1;
-    },
-  );
+  runCommand({ name: `download-${name}`, usage: () => usage(name) }, () => fetchAndCheck(name, process.argv.slice(2)));
 }

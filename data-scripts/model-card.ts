@@ -3,31 +3,27 @@
  *
  *   npx tsx data-scripts/model-card.ts <run-dir> [--samples 64] [--respacing ddim50] [--seed 0]
  */
-import { parseArgs } from "util";
 import { selectBackend } from "../lib/backend";
 import { writeModelCard } from "../lib/train/model-card";
+import { numberOption, parseCommandLine, runCommand } from "./cli";
+
+const USAGE = `usage: npx tsx data-scripts/model-card.ts <run-dir> [--samples 64] [--respacing ddim50] [--seed 0]
+  <run-dir>          a training run (model.json, ema.safetensors, loss.csv)
+  --samples N        number of samples in the grid (default 64)
+  --respacing S      timestep respacing of the DDIM sampler, guided-diffusion style: ddim50, 100, ... (default ddim50)
+  --seed N           noise seed (default 0)`;
 
 async function main(): Promise<number> {
-  const { values, positionals } = parseArgs({
-    allowPositionals: true,
-    options: {
-      samples: { type: "string", default: "64" },
-      respacing: { type: "string", default: "ddim50" },
-      seed: { type: "string", default: "0" },
-      help: { type: "boolean", short: "h", default: false },
-    },
+  const { values, positionals } = parseCommandLine({
+    options: { samples: { type: "string" }, respacing: { type: "string" }, seed: { type: "string" } },
+    positionals: [1, 1],
   });
-  if (values.help || positionals.length !== 1) {
-    console.log("usage: npx tsx data-scripts/model-card.ts <run-dir> [--samples 64] [--respacing ddim50] [--seed 0]");
-    return values.help ? 0 : 2;
-  }
+  const samples = numberOption(values, "samples", { integer: true, positive: true }) ?? 64;
+  const seed = numberOption(values, "seed", { integer: true, min: 0 }) ?? 0;
   await selectBackend();
-  const card = await writeModelCard(positionals[0], { samples: Number(values.samples), respacing: values.respacing, seed: Number(values.seed) });
+  const card = await writeModelCard(positionals[0], { samples, respacing: values.respacing ?? "ddim50", seed });
   console.log(`step ${card.step}: ${card.samplesPng}${card.lossPng ? `, ${card.lossPng} (final smoothed loss ${card.finalLoss!.toPrecision(4)})` : ""}`);
   return 0;
 }
 
-main().then((rc) => (process.exitCode = rc), (e) => {
-  console.error(`model-card: ${(e as Error).message}`);
-  process.exitCode = 1;
-});
+runCommand({ name: "model-card", usage: USAGE }, main);

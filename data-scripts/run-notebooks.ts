@@ -9,25 +9,27 @@
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { parseArgs } from "util";
-import { parseScale, SCALE_ENV } from "../lib/scale";
+import { parseScale, SCALE_ENV, SCALES } from "../lib/scale";
+import { choiceOption, numberOption, parseCommandLine, runCommand } from "./cli";
 import { checkJupyter, installKernel, jupyterEnv, PYTHON, ROOT } from "./jupyter";
 
+const USAGE = `usage: npm run notebooks -- [--scale smoke|demo|full] [--out DIR] [--timeout SECONDS] [filter ...]
+  --scale S        smoke, demo or full (default: $${SCALE_ENV}, else demo)
+  --out DIR        executed notebooks go to DIR/notebooks/<scale>/, results to DIR/results/ (default build)
+  --timeout N      seconds one cell may run (default 3600)
+  filter           run only the notebooks whose file name contains one of these`;
+
 function main(): number {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandLine({
     options: {
-      scale: { type: "string", default: process.env[SCALE_ENV] ?? "demo" },
+      scale: { type: "string", default: parseScale(process.env[SCALE_ENV]) },
       out: { type: "string", default: path.join(ROOT, "build") },
       timeout: { type: "string", default: "3600" },
-      help: { type: "boolean", short: "h" },
     },
-    allowPositionals: true,
+    positionals: [0, Infinity],
   });
-  if (values.help) {
-    console.log("usage: npm run notebooks -- [--scale smoke|demo|full] [--out DIR] [--timeout SECONDS_PER_CELL] [filter ...]");
-    return 0;
-  }
-  const scale = parseScale(values.scale);
+  const scale = choiceOption(values, "scale", SCALES)!;
+  const timeout = numberOption(values, "timeout", { integer: true, positive: true })!;
   const outDir = path.join(path.resolve(values.out!), "notebooks", scale);
   const nbDir = path.join(ROOT, "notebooks");
   const all = fs.readdirSync(nbDir).filter((f) => f.endsWith(".ipynb")).sort();
@@ -44,7 +46,7 @@ function main(): number {
   chosen.forEach((name, i) => {
     const t0 = Date.now();
     console.log(`[${i + 1}/${chosen.length}] ${name} (scale ${scale}) ...`);
-    const r = spawnSync(PYTHON, [runner, path.join(nbDir, name), outDir, "tslab", values.timeout!], {
+    const r = spawnSync(PYTHON, [runner, path.join(nbDir, name), outDir, "tslab", String(timeout)], {
       stdio: "inherit",
       env: jupyterEnv({ [SCALE_ENV]: scale, DIFFPROBE_BUILD: path.resolve(values.out!) }),
     });
@@ -66,4 +68,4 @@ function main(): number {
   return failed.length ? 1 : 0;
 }
 
-process.exitCode = main();
+runCommand({ name: "run-notebooks", usage: USAGE }, main);

@@ -23,77 +23,71 @@
 import * as path from "path";
 import { selectBackend, describeBackend } from "../lib/backend";
 import { writeModelCard } from "../lib/train/model-card";
-import { ProgressMode } from "../lib/progress";
 import { DataSpec, DEFAULT_TRAIN_CONFIG, makeTrainData, TrainConfig, trainDdpm } from "../lib/train/trainer";
+import { choiceOption, headerComment, numberOption, parseCommandLine, runCommand, UsageError } from "./cli";
 
-function parseArgs(argv: string[]): Map<string, string> {
-  const out = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--help" || a === "-h") out.set("help", "1");
-    else if (a.startsWith("--")) {
-      const [k, v] = a.includes("=") ? [a.slice(2, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a.slice(2), argv[++i]];
-      if (v === undefined) throw new Error(`option --${k} needs a value`);
-      out.set(k, v);
-    } else throw new Error(`unexpected argument ${JSON.stringify(a)}`);
-  }
-  return out;
-}
-
-const KNOWN = new Set([
-  "help", "out", "steps", "batch", "lr", "weight-decay", "ema", "seed", "checkpoint-every", "num-channels", "num-res-blocks",
-  "channel-mult", "attention-resolutions", "channels", "limit", "data", "image-size", "max-steps", "samples", "backend", "progress", "workers",
-]);
+/** Every option takes a value. */
+const OPTIONS = {
+  out: { type: "string" },
+  steps: { type: "string" },
+  batch: { type: "string" },
+  lr: { type: "string" },
+  "weight-decay": { type: "string" },
+  ema: { type: "string" },
+  seed: { type: "string" },
+  "checkpoint-every": { type: "string" },
+  "num-channels": { type: "string" },
+  "num-res-blocks": { type: "string" },
+  "channel-mult": { type: "string" },
+  "attention-resolutions": { type: "string" },
+  channels: { type: "string" },
+  limit: { type: "string" },
+  data: { type: "string" },
+  "image-size": { type: "string" },
+  "max-steps": { type: "string" },
+  samples: { type: "string" },
+  backend: { type: "string" },
+  progress: { type: "string" },
+  workers: { type: "string" },
+} as const;
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
-  if (args.has("help")) {
-    const doc = require("fs").readFileSync(__filename, "utf8").match(/\/\*\*([\s\S]*?)\*\//)![1];
-    process.stdout.write(doc.replace(/^ \* ?/gm, "") + "\n");
-    return;
-  }
-  const unknown = [...args.keys()].filter((k) => !KNOWN.has(k));
-  if (unknown.length) throw new Error(`unknown option(s) ${unknown.map((k) => "--" + k).join(", ")} (see --help)`);
-  const out = args.get("out");
-  if (!out) throw new Error("--out DIR is required (see --help)");
-  const num = (k: string) => {
-    const v = args.get(k);
-    if (v === undefined) return undefined;
-    const x = Number(v);
-    if (!Number.isFinite(x)) throw new Error(`--${k} must be a number, got ${JSON.stringify(v)}`);
-    return x;
-  };
+  const { values } = parseCommandLine({ options: OPTIONS });
+  const out = values.out;
+  if (!out) throw new UsageError("--out DIR is required");
+  const num = (k: keyof typeof OPTIONS, rule: Parameters<typeof numberOption>[2] = { min: 0 }) => numberOption(values, k, rule);
 
-  const choice = await selectBackend(args.get("backend") ?? process.env.DIFFPROBE_BACKEND ?? "wasm");
-  const channels = (num("channels") ?? 1) as 1 | 3;
-  const kind = args.get("data") ?? "fashion-mnist";
-  let spec: DataSpec;
-  if (kind === "synthetic") spec = { kind: "synthetic", n: 10, size: num("image-size") ?? 8, channels };
-  else if (kind === "fashion-mnist") spec = { kind: "fashion-mnist", channels, limit: num("limit") };
-  else throw new Error(`--data must be fashion-mnist or synthetic, got ${JSON.stringify(kind)}`);
+  const int = (k: keyof typeof OPTIONS, min = 1) => num(k, { integer: true, min });
+  const choice = await selectBackend(values.backend ?? process.env.DIFFPROBE_BACKEND ?? "wasm");
+  const channels = Number(choiceOption(values, "channels", ["1", "3"] as const) ?? 1) as 1 | 3;
+  const kind = choiceOption(values, "data", ["fashion-mnist", "synthetic"] as const) ?? "fashion-mnist";
+  const spec: DataSpec = kind === "synthetic"
+    ? { kind: "synthetic", n: 10, size: int("image-size") ?? 8, channels }
+    : { kind: "fashion-mnist", channels, limit: int("limit") };
   const data = makeTrainData(spec);
 
   const model = { ...DEFAULT_TRAIN_CONFIG.model, in_channels: channels, image_size: data.shape[0] };
-  const setModel = (flag: string, key: string, asNumber: boolean) => {
-    const v = args.get(flag);
-    if (v !== undefined) (model as Record<string, unknown>)[key] = asNumber ? Number(v) : v;
-  };
-  setModel("num-channels", "num_channels", true);
-  setModel("num-res-blocks", "num_res_blocks", true);
-  setModel("channel-mult", "channel_mult", false);
-  setModel("attention-resolutions", "attention_resolutions", false);
+  const numChannels = int("num-channels");
+  const numResBlocks = int("num-res-blocks");
+  if (numChannels !== undefined) model.num_channels = numChannels;
+  if (numResBlocks !== undefined) model.num_res_blocks = numResBlocks;
+  if (values["channel-mult"] !== undefined) model.channel_mult = values["channel-mult"];
+  if (values["attention-resolutions"] !== undefined) model.attention_resolutions = values["attention-resolutions"];
   const config: Partial<TrainConfig> = { model };
-  const set = (flag: string, key: keyof TrainConfig) => {
-    const v = num(flag);
+  const set = (key: keyof TrainConfig, v: number | undefined) => {
     if (v !== undefined) (config as Record<string, unknown>)[key] = v;
   };
-  set("steps", "steps");
-  set("batch", "batchSize");
-  set("lr", "lr");
-  set("weight-decay", "weightDecay");
-  set("ema", "emaRate");
-  set("seed", "seed");
-  set("checkpoint-every", "checkpointEvery");
+  set("steps", int("steps", 0));
+  set("batchSize", int("batch"));
+  set("lr", num("lr", { positive: true }));
+  set("weightDecay", num("weight-decay"));
+  set("emaRate", num("ema", { min: 0, max: 1 }));
+  set("seed", int("seed", 0));
+  set("checkpointEvery", int("checkpoint-every"));
+  const maxSteps = int("max-steps", 0);
+  const workers = int("workers") ?? 1;
+  const progressMode = choiceOption(values, "progress", ["tty", "log", "silent"] as const);
+  const nSamples = int("samples", 0);
 
   let stop = false;
   const onSignal = (sig: string) => {
@@ -109,19 +103,14 @@ async function main(): Promise<void> {
 
   process.stderr.write(`backend: ${describeBackend()} (${choice.forced ? "forced" : "automatic"}); data: ${data.description}; run folder: ${path.resolve(out)}\n`);
   const r = await trainDdpm({
-    dir: out, data, config, maxStepsThisCall: num("max-steps"), shouldStop: () => stop, workers: num("workers") ?? 1,
-    progress: (args.get("progress") as ProgressMode | undefined) ?? undefined,
+    dir: out, data, config, maxStepsThisCall: maxSteps, shouldStop: () => stop, workers, progress: progressMode,
   });
   process.stderr.write(`${r.finished ? "finished" : "stopped"} at step ${r.step}/${r.config.steps}; ${r.seconds.toFixed(0)} s of training; mean loss this call ${r.meanLoss.toPrecision(4)}\n`);
 
-  const nSamples = num("samples");
   if (r.finished && nSamples) {
     const card = await writeModelCard(out, { samples: nSamples });
     process.stderr.write(`wrote ${card.samplesPng}${card.lossPng ? ` and ${card.lossPng}` : ""}\n`);
   }
 }
 
-main().catch((e) => {
-  process.stderr.write(`train-ddpm: ${(e as Error).stack ?? e}\n`);
-  process.exit(1);
-});
+runCommand({ name: "train-ddpm", usage: () => headerComment(__filename) }, main, { exit: true });
