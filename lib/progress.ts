@@ -3,6 +3,7 @@
  * - in a tslab notebook, one output line that updates in place (HTML bar + text/plain);
  * - in a terminal (TTY), a cli-progress bar;
  * - elsewhere (CI logs, pipes), a plain line at most every few seconds and at the end.
+ * DIFFPROBE_PROGRESS=notebook|tty|log|silent overrides the choice (`npm test` sets silent).
  */
 import { SingleBar } from "cli-progress";
 import { DisplaySlot, inNotebook } from "./notebook";
@@ -55,7 +56,17 @@ function formatInfo(info: ProgressInfo): string {
     .join(" ");
 }
 
-function detectMode(): ProgressMode {
+/** Environment variable that sets the display of every progress line that does not name its mode. */
+export const PROGRESS_ENV = "DIFFPROBE_PROGRESS";
+const MODES: readonly ProgressMode[] = ["notebook", "tty", "log", "silent"];
+
+/** The default mode: $DIFFPROBE_PROGRESS if set, else notebook, tty or log by where we run. */
+export function detectMode(): ProgressMode {
+  const forced = process.env[PROGRESS_ENV]?.trim();
+  if (forced) {
+    if (!(MODES as readonly string[]).includes(forced)) throw new Error(`${PROGRESS_ENV}=${JSON.stringify(forced)}: expected one of ${MODES.join(", ")}`);
+    return forced as ProgressMode;
+  }
   if (inNotebook()) return "notebook";
   if (process.stderr.isTTY) return "tty";
   return "log";

@@ -3,7 +3,7 @@ import sharp from "sharp";
 import { chartBundle, chartText, renderSvg } from "../lib/charts";
 import { tableText, tableHtml, toCsv, aq } from "../lib/tables";
 import { parseScale, byScale } from "../lib/scale";
-import { progress, formatDuration, formatRate, statusLine } from "../lib/progress";
+import { progress, formatDuration, formatRate, statusLine, detectMode, PROGRESS_ENV } from "../lib/progress";
 import { inNotebook, displayBundle } from "../lib/notebook";
 import { packageVersion } from "../lib/environment";
 
@@ -91,6 +91,27 @@ describe("progress", () => {
     assert.match(lines[0], /^job: 0\/3 \(0%\)/);
     assert.match(lines[1], /^job: 3\/3 \(100%\) .* ETA 0s loss=1\.500$/);
     assert.equal(p.value, 3);
+  });
+  it("DIFFPROBE_PROGRESS sets the default mode and rejects unknown modes by name", () => {
+    const saved = process.env[PROGRESS_ENV];
+    try {
+      process.env[PROGRESS_ENV] = "log";
+      assert.equal(detectMode(), "log");
+      process.env[PROGRESS_ENV] = "silent";
+      const lines: string[] = [];
+      const p = progress({ total: 2, label: "quiet", write: (l) => lines.push(l) });
+      p.tick(2);
+      p.done();
+      assert.equal(p.value, 2);
+      assert.deepEqual(lines, []);
+      process.env[PROGRESS_ENV] = "loud";
+      assert.throws(() => detectMode(), /DIFFPROBE_PROGRESS="loud": expected one of notebook, tty, log, silent/);
+      delete process.env[PROGRESS_ENV];
+      assert.equal(detectMode(), process.stderr.isTTY ? "tty" : "log");
+    } finally {
+      if (saved === undefined) delete process.env[PROGRESS_ENV];
+      else process.env[PROGRESS_ENV] = saved;
+    }
   });
 });
 
