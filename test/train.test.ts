@@ -1,5 +1,5 @@
 import { strict as assert } from "assert";
-import { smoothLoss } from "../lib/train/model-card";
+import { smoothLoss, writeModelCard } from "../lib/train/model-card";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -458,5 +458,27 @@ describe("model card", () => {
     const rows = [1, 2, 3, 4, 5].map((s) => ({ step: s, loss: s * 2 }));
     assert.deepEqual(smoothLoss(rows, 2), [{ step: 2, loss: 3 }, { step: 4, loss: 7 }, { step: 5, loss: 10 }]);
     assert.deepEqual(smoothLoss(rows, 1), rows);
+  });
+
+  it("writes samples.png (a grid of the EMA model's DDIM samples) and loss.png for a run folder", async function () {
+    this.timeout(120000);
+    await selectBackend("wasm");
+    const dir = tmpDir();
+    await trainDdpm({ dir, data: syntheticData(), config: { ...TINY, steps: 4 }, progress: false, log: () => undefined });
+    const card = await writeModelCard(dir, { samples: 3, respacing: "ddim3", smoothing: 2, progress: false });
+    assert.equal(card.step, 4);
+    assert.equal(card.samplesPng, path.join(dir, "samples.png"));
+    const meta = await sharp(card.samplesPng).metadata();
+    assert.equal(meta.format, "png");
+    // 3 samples of 8x8 on a 2x2 grid, padding 2, scale 2: (2 * (8 + 2) + 2) * 2 = 44 pixels a side.
+    assert.deepEqual([meta.width, meta.height], [44, 44]);
+    const losses = new LossLog(path.join(dir, "loss.csv")).read().map((r) => r.loss);
+    assert.ok(Math.abs(card.finalLoss! - (losses[2] + losses[3]) / 2) < 1e-12, `final smoothed loss ${card.finalLoss}`);
+    assert.equal((await sharp(card.lossPng!).metadata()).format, "png");
+    // The same seed draws the same samples.
+    const first = fs.readFileSync(card.samplesPng);
+    await writeModelCard(dir, { samples: 3, respacing: "ddim3", progress: false });
+    assert.ok(fs.readFileSync(card.samplesPng).equals(first));
+    await assert.rejects(writeModelCard(path.join(dir, "nope")), /model\.json/);
   });
 });

@@ -10,6 +10,7 @@ import { saveImageGrid } from "../images";
 import { renderPng } from "../charts";
 import { loadTrainedModel } from "./trainer";
 import { LossLog } from "./loss-log";
+import { progress, Progress } from "../progress";
 
 export interface ModelCardOptions {
   /** Number of samples (default 64). */
@@ -19,6 +20,8 @@ export interface ModelCardOptions {
   seed?: number;
   /** Loss points averaged per plotted point (default: about 100 points in all). */
   smoothing?: number;
+  /** Show sampling progress (default true). */
+  progress?: boolean;
 }
 
 export interface ModelCard {
@@ -45,7 +48,12 @@ export async function writeModelCard(dir: string, opts: ModelCardOptions = {}): 
   const shape: [number, number, number] = [c.imageSize, c.imageSize, c.inChannels];
   try {
     const base = NoiseSchedule.named(manifest.diffusion.noise_schedule, manifest.diffusion.diffusion_steps);
-    const images = await sampleImages(unetEps(model), base, { n, shape, seed: opts.seed ?? 0, method: "ddim", respacing: opts.respacing ?? "ddim50" });
+    let bar: Progress | null = null;
+    const images = await sampleImages(unetEps(model), base, {
+      n, shape, seed: opts.seed ?? 0, method: "ddim", respacing: opts.respacing ?? "ddim50",
+      onStep: opts.progress === false ? undefined : (done, total) => (bar ??= progress({ total, label: `sampling ${n} images`, unit: "step" })).update(done),
+    });
+    (bar as Progress | null)?.done();
     const samplesPng = path.join(dir, "samples.png");
     await saveImageGrid(samplesPng, images, [n, ...shape], { scale: 2 });
 
