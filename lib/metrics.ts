@@ -49,3 +49,17 @@ export function meanPerClassAccuracy(pred: ArrayLike<number>, labels: ArrayLike<
   }
   return sum / present;
 }
+
+/**
+ * Wilson score interval of an accuracy measured on n examples: the range a reader should allow around
+ * a test accuracy before calling two of them different (default 95%: z is the normal 0.975 quantile).
+ * Unlike the normal approximation it stays inside [0, 1] and is not empty at 0% or 100%.
+ */
+export function wilsonInterval(acc: number, n: number, z = 1.959963984540054): { low: number; high: number } {
+  if (!(n > 0) || !Number.isInteger(n)) throw new Error(`wilsonInterval: n must be a positive integer, got ${n}`);
+  if (!(acc >= 0 && acc <= 1)) throw new Error(`wilsonInterval: accuracy must be in [0, 1], got ${acc}`);
+  const z2 = z * z;
+  const centre = (acc + z2 / (2 * n)) / (1 + z2 / n);
+  const half = (z / (1 + z2 / n)) * Math.sqrt((acc * (1 - acc)) / n + z2 / (4 * n * n));
+  return { low: Math.max(0, centre - half), high: Math.min(1, centre + half) };
+}

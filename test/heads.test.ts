@@ -1,7 +1,7 @@
 import { strict as assert } from "assert";
 import { selectBackend } from "../lib/backend";
 import { trainLinearProbe, probePredict, columnStats, permutation, Features } from "../lib/heads/linear";
-import { accuracy, topKAccuracy, confusionMatrix, meanPerClassAccuracy } from "../lib/metrics";
+import { accuracy, topKAccuracy, confusionMatrix, meanPerClassAccuracy, wilsonInterval } from "../lib/metrics";
 import { Rng } from "../lib/diffusion/rng";
 
 /** Gaussian blobs: class c centred at a random point; `sep` scales the distance between centres. */
@@ -27,6 +27,19 @@ describe("metrics", () => {
     assert.equal(topKAccuracy(scores, 3, [2, 2], 2), 1);
     assert.deepEqual(confusionMatrix([0, 1, 1], [0, 0, 1], 2), [[1, 1], [0, 1]]);
     assert.equal(meanPerClassAccuracy([0, 1, 1], [0, 0, 1], 2), 0.75);
+  });
+  it("Wilson interval: textbook values, inside [0, 1], narrower with more examples", () => {
+    // 422 of 500: scipy.stats.binomtest(422, 500).proportion_ci(method="wilson") = [0.80958525, 0.87316921].
+    const a = wilsonInterval(422 / 500, 500);
+    assert.ok(Math.abs(a.low - 0.80958525) < 1e-8 && Math.abs(a.high - 0.87316921) < 1e-8, JSON.stringify(a));
+    const zero = wilsonInterval(0, 20);
+    assert.equal(zero.low, 0);
+    assert.ok(Math.abs(zero.high - 0.16112516) < 1e-8, JSON.stringify(zero)); // scipy: binomtest(0, 20)
+    assert.equal(wilsonInterval(1, 20).high, 1);
+    const wide = wilsonInterval(0.8, 100), narrow = wilsonInterval(0.8, 10000);
+    assert.ok(narrow.high - narrow.low < (wide.high - wide.low) / 5);
+    assert.throws(() => wilsonInterval(0.5, 0), /n must be a positive integer, got 0/);
+    assert.throws(() => wilsonInterval(1.5, 10), /accuracy must be in \[0, 1\], got 1.5/);
   });
 });
 

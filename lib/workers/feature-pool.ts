@@ -19,7 +19,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { WorkerPool, defaultWorkerCount } from "./pool";
+import { Job, WorkerPool, defaultWorkerCount } from "./pool";
 import { ModelSource, sourceConfig, modelIdOf } from "./model-source";
 import type { FeatureTask, FeatureWorkerInit, FeatureWorkerInfo } from "./feature-worker";
 import { FeatureBatch, FeatureOptions, ImageArray, lookupCached, storeCached, concatBatches, checkImageShape, scheduleData } from "../features";
@@ -181,7 +181,7 @@ export class FeaturePool {
     }
     const fifo: Entry[] = [];
 
-    async function* jobs() {
+    async function* jobs(): AsyncGenerator<Job<FeatureTask>, void, undefined> {
       let offset = 0;
       let number = 0;
       for await (const input of batches) {
@@ -235,7 +235,7 @@ export class FeaturePool {
         failed = false;
         return;
       }
-      const head = first.value;
+      const head = first.value as Job<FeatureTask>; // (tslab compiles without strictNullChecks: no narrowing)
       const pool = await this.ensureStarted();
       async function* all() {
         yield head;
