@@ -63,3 +63,50 @@ export function wilsonInterval(acc: number, n: number, z = 1.959963984540054): {
   const half = (z / (1 + z2 / n)) * Math.sqrt((acc * (1 - acc)) / n + z2 / (4 * n * n));
   return { low: Math.max(0, centre - half), high: Math.min(1, centre + half) };
 }
+
+export interface PairedComparison {
+  /** Examples only A classifies correctly. */
+  onlyA: number;
+  /** Examples only B classifies correctly. */
+  onlyB: number;
+  /** Examples both classify correctly. */
+  both: number;
+  /** Examples neither classifies correctly. */
+  neither: number;
+  /** Two-sided exact McNemar p-value: P(a split at least this uneven | both are equally accurate). */
+  pValue: number;
+}
+
+/**
+ * Exact McNemar test of two classifiers on the same test examples. Only the examples on which they
+ * disagree about correctness count; under "equally accurate" each of those falls either way with
+ * probability 1/2, so the p-value is a two-sided binomial tail. More sensitive than comparing two
+ * accuracy intervals, because the examples both get right (or wrong) add no noise.
+ */
+export function mcnemarExact(predA: ArrayLike<number>, predB: ArrayLike<number>, labels: ArrayLike<number>): PairedComparison {
+  checkLengths(predA, labels);
+  checkLengths(predB, labels);
+  let onlyA = 0, onlyB = 0, both = 0, neither = 0;
+  for (let i = 0; i < labels.length; i++) {
+    const a = predA[i] === labels[i], b = predB[i] === labels[i];
+    if (a && b) both++;
+    else if (a) onlyA++;
+    else if (b) onlyB++;
+    else neither++;
+  }
+  return { onlyA, onlyB, both, neither, pValue: binomialTwoSided(Math.min(onlyA, onlyB), onlyA + onlyB) };
+}
+
+/** min(1, 2·P(X <= k)) for X ~ Binomial(n, 1/2), summed in log space (no underflow for large n). */
+function binomialTwoSided(k: number, n: number): number {
+  if (n === 0) return 1;
+  let logC = 0; // log C(n, 0)
+  const logs: number[] = [];
+  for (let i = 0; i <= k; i++) {
+    if (i > 0) logC += Math.log(n - i + 1) - Math.log(i);
+    logs.push(logC - n * Math.LN2);
+  }
+  const top = Math.max(...logs);
+  const tail = Math.exp(top) * logs.reduce((s, l) => s + Math.exp(l - top), 0);
+  return Math.min(1, 2 * tail);
+}

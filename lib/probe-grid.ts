@@ -64,7 +64,7 @@ function asFeatures(m: FeatureMatrix): Features {
   return { data: m.data, rows: m.n, dim: m.dim };
 }
 
-/** Fit a probe on `train`, score it on both splits. */
+/** Fit a probe on `train`, score it on both splits; also the test predictions (for paired comparisons). */
 export async function probeAccuracy(
   train: Features,
   trainLabels: Int32Array,
@@ -72,43 +72,45 @@ export async function probeAccuracy(
   testLabels: Int32Array,
   numClasses: number,
   opts: Partial<LinearProbeOptions> = {},
-): Promise<{ trainAcc: number; testAcc: number; seconds: number }> {
+): Promise<{ trainAcc: number; testAcc: number; seconds: number; testPred: Int32Array }> {
   const t0 = Date.now();
   const probe = await trainLinearProbe(train, trainLabels, numClasses, { showProgress: false, ...opts });
+  const testPred = probePredict(probe, test);
   return {
     trainAcc: accuracy(probePredict(probe, train), trainLabels),
-    testAcc: accuracy(probePredict(probe, test), testLabels),
+    testAcc: accuracy(testPred, testLabels),
     seconds: (Date.now() - t0) / 1000,
+    testPred,
   };
+}
+
+/** Pooled features of the given blocks and timesteps for both splits (worker threads, the spec's cache). */
+async function gridFeatures(spec: ProbeGridSpec, blocks: number[], timesteps: number[], train: LabelledImages, test: LabelledImages) {
+  const feats = (set: LabelledImages, split: string) =>
+    extractFeaturesParallel(spec.model, imageBatches(set, spec.batchSize), {
+      blocks,
+      timesteps,
+      pool: spec.pool,
+      noise: spec.noise,
+      cache: spec.cache,
+      workers: spec.workers,
+      total: set.labels.length,
+      progress: `${spec.name}: ${split} features`,
+      cacheTag: `${spec.cacheTag ?? ""}|${split}`,
+    });
+  return { train: await feats(train, "train"), test: await feats(test, "test") };
 }
 
 /** Features of every (block, t) for both splits, then one linear probe per (block, t). */
 export async function probeGrid(spec: ProbeGridSpec, train: LabelledImages, test: LabelledImages, numClasses: number): Promise<ProbeRow[]> {
   const config = sourceConfig(spec.model);
   const blocks = spec.blocks.map((b) => parseBlock(config, b));
-  const numbers = blocks.map((b) => b.number);
-  const common = {
-    blocks: numbers,
-    timesteps: spec.timesteps,
-    pool: spec.pool,
-    noise: spec.noise,
-    cache: spec.cache,
-    workers: spec.workers,
-  };
-  const feats = async (set: LabelledImages, split: string) =>
-    extractFeaturesParallel(spec.model, imageBatches(set, spec.batchSize), {
-      ...common,
-      total: set.labels.length,
-      progress: `${spec.name}: ${split} features`,
-      cacheTag: `${spec.cacheTag ?? ""}|${split}`,
-    });
-  const trainF = await feats(train, "train");
-  const testF = await feats(test, "test");
+  const f = await gridFeatures(spec, blocks.map((b) => b.number), spec.timesteps, train, test);
   const rows: ProbeRow[] = [];
   for (const b of blocks) {
     for (const t of spec.timesteps) {
-      const a = featureMatrix(trainF, b.number, t);
-      const r = await probeAccuracy(asFeatures(a), train.labels, asFeatures(featureMatrix(testF, b.number, t)), test.labels, numClasses, spec.probe);
+      const a = featureMatrix(f.train, b.number, t);
+      const r = await probeAccuracy(asFeatures(a), train.labels, asFeatures(featureMatrix(f.test, b.number, t)), test.labels, numClasses, spec.probe);
       rows.push({
         features: spec.name, block: b.number, module: b.name, t, pool: poolLabel(spec.pool), dim: a.dim,
         trainAcc: r.trainAcc, testAcc: r.testAcc, probeSeconds: r.seconds,
@@ -118,18 +120,37 @@ export async function probeGrid(spec: ProbeGridSpec, train: LabelledImages, test
   return rows;
 }
 
+/**
+ * The test-split predictions behind one row of `probeGrid(spec, ...)`: its features (from the cache
+ * when the grid ran with one) and its probe, fit again with the same seeded options. Throws if the
+ * refit probe does not reproduce the row's test accuracy (a different spec, data or cache).
+ */
+export async function gridRowPredictions(spec: ProbeGridSpec, row: ProbeRow, train: LabelledImages, test: LabelledImages, numClasses: number): Promise<Int32Array> {
+  if (row.t === null) throw new Error(`gridRowPredictions: row "${row.features}" has no timestep (raw pixels? use pixelPredictions)`);
+  const f = await gridFeatures(spec, [row.block], [row.t], train, test);
+  const r = await probeAccuracy(
+    asFeatures(featureMatrix(f.train, row.block, row.t)), train.labels, asFeatures(featureMatrix(f.test, row.block, row.t)), test.labels, numClasses, spec.probe,
+  );
+  if (r.testAcc !== row.testAcc) {
+    throw new Error(`gridRowPredictions: block ${row.block} at t=${row.t} of "${spec.name}" gives test accuracy ${r.testAcc} now, ${row.testAcc} in the row (was the grid run with another spec or data?)`);
+  }
+  return r.testPred;
+}
+
+function pixelFeatures(set: LabelledImages): Features {
+  return { data: set.images.data, rows: set.labels.length, dim: set.images.shape.slice(1).reduce((a, b) => a * b, 1) };
+}
+
 /** Raw pixels (flattened [-1, 1] values) as features: the baseline every representation must beat. */
 export async function pixelBaseline(train: LabelledImages, test: LabelledImages, numClasses: number, opts: Partial<LinearProbeOptions> = {}): Promise<ProbeRow> {
-  const dim = train.images.shape.slice(1).reduce((a, b) => a * b, 1);
-  const r = await probeAccuracy(
-    { data: train.images.data, rows: train.labels.length, dim },
-    train.labels,
-    { data: test.images.data, rows: test.labels.length, dim },
-    test.labels,
-    numClasses,
-    opts,
-  );
-  return { features: "raw pixels", block: 0, module: "pixels", t: null, pool: "none", dim, trainAcc: r.trainAcc, testAcc: r.testAcc, probeSeconds: r.seconds };
+  const x = pixelFeatures(train);
+  const r = await probeAccuracy(x, train.labels, pixelFeatures(test), test.labels, numClasses, opts);
+  return { features: "raw pixels", block: 0, module: "pixels", t: null, pool: "none", dim: x.dim, trainAcc: r.trainAcc, testAcc: r.testAcc, probeSeconds: r.seconds };
+}
+
+/** The raw-pixel baseline's test predictions (the probe of `pixelBaseline` with the same options). */
+export async function pixelPredictions(train: LabelledImages, test: LabelledImages, numClasses: number, opts: Partial<LinearProbeOptions> = {}): Promise<Int32Array> {
+  return (await probeAccuracy(pixelFeatures(train), train.labels, pixelFeatures(test), test.labels, numClasses, opts)).testPred;
 }
 
 /** The row with the best test accuracy. */

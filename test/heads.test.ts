@@ -1,7 +1,7 @@
 import { strict as assert } from "assert";
 import { selectBackend } from "../lib/backend";
 import { trainLinearProbe, probePredict, columnStats, permutation, Features } from "../lib/heads/linear";
-import { accuracy, topKAccuracy, confusionMatrix, meanPerClassAccuracy, wilsonInterval } from "../lib/metrics";
+import { accuracy, topKAccuracy, confusionMatrix, meanPerClassAccuracy, wilsonInterval, mcnemarExact } from "../lib/metrics";
 import { Rng } from "../lib/diffusion/rng";
 
 /** Gaussian blobs: class c centred at a random point; `sep` scales the distance between centres. */
@@ -40,6 +40,25 @@ describe("metrics", () => {
     assert.ok(narrow.high - narrow.low < (wide.high - wide.low) / 5);
     assert.throws(() => wilsonInterval(0.5, 0), /n must be a positive integer, got 0/);
     assert.throws(() => wilsonInterval(1.5, 10), /accuracy must be in \[0, 1\], got 1.5/);
+  });
+  it("exact McNemar test: counts the disagreements, p-values as scipy's binomtest", () => {
+    // Build predictions with given counts: onlyA, onlyB, both right, both wrong (label 0; a wrong guess is 1).
+    const make = (onlyA: number, onlyB: number, both: number, neither: number) => {
+      const a: number[] = [], b: number[] = [];
+      const push = (ra: boolean, rb: boolean, k: number) => { for (let i = 0; i < k; i++) { a.push(ra ? 0 : 1); b.push(rb ? 0 : 1); } };
+      push(true, false, onlyA); push(false, true, onlyB); push(true, true, both); push(false, false, neither);
+      return mcnemarExact(a, b, new Array(a.length).fill(0));
+    };
+    const r = make(20, 10, 400, 70);
+    assert.deepEqual([r.onlyA, r.onlyB, r.both, r.neither], [20, 10, 400, 70]);
+    // scipy.stats.binomtest(k, n, 0.5).pvalue
+    assert.ok(Math.abs(r.pValue - 0.09873714670538905) < 1e-12, `${r.pValue}`);
+    assert.ok(Math.abs(make(0, 5, 0, 0).pValue - 0.0625) < 1e-12);
+    assert.equal(make(15, 15, 3, 3).pValue, 1);
+    assert.ok(Math.abs(make(60, 40, 0, 0).pValue - 0.05688793364098088) < 1e-12);
+    assert.ok(Math.abs(make(1100, 900, 0, 0).pValue / 8.457089535503812e-6 - 1) < 1e-9); // no underflow at n = 2000
+    assert.equal(make(0, 0, 10, 10).pValue, 1); // never disagree: no evidence either way
+    assert.throws(() => mcnemarExact([0, 1], [0], [0, 1]), /1 predictions for 2 labels/);
   });
 });
 

@@ -3,7 +3,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { selectBackend } from "../lib/backend";
-import { imageBatches, pixelBaseline, probeGrid, bestRow, LabelledImages } from "../lib/probe-grid";
+import { imageBatches, pixelBaseline, probeGrid, bestRow, gridRowPredictions, pixelPredictions, LabelledImages } from "../lib/probe-grid";
+import { accuracy } from "../lib/metrics";
 import { FeatureCache } from "../lib/feature-cache";
 import { Rng } from "../lib/diffusion/rng";
 
@@ -70,6 +71,12 @@ describe("probe grid", function () {
       assert.ok(files.length > 0, "nothing was cached");
       const again = await probeGrid(spec, train, test, 2);
       assert.deepEqual(again.map((r) => r.testAcc), rows.map((r) => r.testAcc));
+      // The predictions behind a row: cached features, the same probe; a row they do not reproduce is caught.
+      const best = bestRow(rows);
+      const pred = await gridRowPredictions(spec, best, train, test, 2);
+      assert.equal(pred.length, 24);
+      assert.equal(accuracy(pred, test.labels), best.testAcc);
+      await assert.rejects(gridRowPredictions(spec, { ...best, testAcc: best.testAcc - 0.25 }, train, test, 2), /gives test accuracy .* in the row/);
     } finally {
       fs.rmSync(root, { recursive: true, force: true });
     }
@@ -89,5 +96,7 @@ describe("probe grid", function () {
     assert.equal(row.dim, 256);
     assert.equal(row.features, "raw pixels");
     assert.ok(row.trainAcc > 0.9 && row.testAcc > 0.9, `accuracy ${row.trainAcc} / ${row.testAcc}`);
+    const pred = await pixelPredictions(halves(40, 1), halves(20, 2), 2, { epochs: 20 });
+    assert.equal(accuracy(pred, halves(20, 2).labels), row.testAcc);
   });
 });
