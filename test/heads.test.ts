@@ -1,4 +1,5 @@
 import { strict as assert } from "assert";
+import * as tf from "@tensorflow/tfjs";
 import { selectBackend } from "../lib/backend";
 import { trainLinearProbe, probePredict, columnStats, permutation, Features } from "../lib/heads/linear";
 import { accuracy, topKAccuracy, confusionMatrix, meanPerClassAccuracy, wilsonInterval, mcnemarExact } from "../lib/metrics";
@@ -92,6 +93,38 @@ describe("linear probe", () => {
     const noise = await trainLinearProbe(train.x, shuffled, 4, { epochs: 10, showProgress: false });
     const acc = accuracy(probePredict(noise, test.x), test.y);
     assert.ok(acc < 0.5, `accuracy ${acc} on unrelated labels`);
+  });
+
+  it("its written-out gradients train as tfjs autodiff does (optimizer.minimize on the same batches)", async () => {
+    const d = blobs(150, 12, 3, 1.0, 7);
+    const opts = { epochs: 3, batchSize: 64, learningRate: 1e-2, weightDecay: 1e-2, seed: 2 };
+    const probe = await trainLinearProbe(d.x, d.y, 3, { ...opts, showProgress: false });
+    // Reference: the textbook tfjs probe, differentiated by tfjs, batches in the same seeded order.
+    const { mean, std } = columnStats(d.x);
+    const xs = tf.tensor2d(d.x.data, [150, 12]).sub(tf.tensor1d(mean)).div(tf.tensor1d(std)) as tf.Tensor2D;
+    const ys = tf.oneHot(tf.tensor1d(Int32Array.from(d.y), "int32"), 3) as tf.Tensor2D;
+    const w = tf.variable(tf.zeros([12, 3])), b = tf.variable(tf.zeros([3]));
+    const optimizer = tf.train.adam(opts.learningRate);
+    const rng = new Rng(opts.seed, 0x9e0be);
+    for (let e = 0; e < opts.epochs; e++) {
+      const order = permutation(150, rng);
+      for (let s = 0; s < 150; s += opts.batchSize) {
+        const idx = tf.tensor1d(order.slice(s, s + opts.batchSize), "int32");
+        const xb = tf.gather(xs, idx), yb = tf.gather(ys, idx);
+        optimizer.minimize(() => tf.losses.softmaxCrossEntropy(yb, xb.matMul(w).add(b)).add(w.square().sum().mul(opts.weightDecay / 2)) as tf.Scalar, false, [w, b]);
+        tf.dispose([idx, xb, yb]);
+      }
+    }
+    const ref = w.dataSync();
+    let worst = 0;
+    for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(ref[i] - probe.weight[i]));
+    const scale = Math.max(...Array.from(ref, Math.abs));
+    assert.ok(scale > 0.05, `reference weights ${scale}: too small to compare`);
+    assert.ok(worst < 1e-4 * scale, `max |w - w_ref| ${worst} (max |w_ref| ${scale})`);
+    const refB = b.dataSync();
+    refB.forEach((v, i) => assert.ok(Math.abs(v - probe.bias[i]) < 1e-4 * scale, `bias ${i}: ${probe.bias[i]} vs ${v}`));
+    tf.dispose([xs, ys, w, b]);
+    optimizer.dispose();
   });
 
   it("is deterministic for a seed", async () => {

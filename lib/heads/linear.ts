@@ -70,6 +70,47 @@ function standardise(x: Features, mean: Float32Array, std: Float32Array): tf.Ten
   return tf.tidy(() => tf.tensor2d(x.data, [x.rows, x.dim]).sub(tf.tensor1d(mean)).div(tf.tensor1d(std)) as tf.Tensor2D);
 }
 
+/** (x - mean) / std as a new row-major array (float32, as the tensor version computes it). */
+function standardiseArray(x: Features, mean: Float32Array, std: Float32Array): Float32Array {
+  const out = new Float32Array(x.rows * x.dim);
+  for (let i = 0; i < x.rows; i++) {
+    const o = i * x.dim;
+    for (let j = 0; j < x.dim; j++) out[o + j] = Math.fround(x.data[o + j] - mean[j]) / std[j];
+  }
+  return out;
+}
+
+/**
+ * One mini-batch as the step needs it, gathered in plain JS (tfjs-wasm's gather, and a matMul with a
+ * transposed operand, cost more than the whole step): rows [n, D], their transpose [D, n], one-hot [n, C].
+ */
+class BatchBuffers {
+  private readonly x: Float32Array;
+  private readonly xT: Float32Array;
+  private readonly y: Float32Array;
+  constructor(private readonly dim: number, private readonly numClasses: number, batchSize: number) {
+    this.x = new Float32Array(batchSize * dim);
+    this.xT = new Float32Array(batchSize * dim);
+    this.y = new Float32Array(batchSize * numClasses);
+  }
+  fill(xs: Float32Array, labels: ArrayLike<number>, rows: ArrayLike<number>, start: number, n: number): { x: tf.Tensor2D; xT: tf.Tensor2D; y: tf.Tensor2D } {
+    const { dim, numClasses: c } = this;
+    this.y.fill(0, 0, n * c);
+    for (let r = 0; r < n; r++) {
+      const row = rows[start + r];
+      const src = xs.subarray(row * dim, (row + 1) * dim);
+      this.x.set(src, r * dim);
+      for (let j = 0; j < dim; j++) this.xT[j * n + r] = src[j];
+      this.y[r * c + labels[row]] = 1;
+    }
+    return {
+      x: tf.tensor2d(this.x.subarray(0, n * dim), [n, dim]),
+      xT: tf.tensor2d(this.xT.subarray(0, n * dim), [dim, n]),
+      y: tf.tensor2d(this.y.subarray(0, n * c), [n, c]),
+    };
+  }
+}
+
 /** Fisher-Yates permutation of 0..n-1 from the seeded generator. */
 export function permutation(n: number, rng: Rng): Int32Array {
   const p = new Int32Array(n);
@@ -97,41 +138,44 @@ export async function trainLinearProbe(
     }
   }
   const { mean, std } = columnStats(x);
-  const xs = standardise(x, mean, std);
-  const ys = tf.tensor1d(Int32Array.from(labels), "int32");
+  const xs = standardiseArray(x, mean, std);
   const w = tf.variable(tf.zeros([x.dim, numClasses]));
   const b = tf.variable(tf.zeros([numClasses]));
   const optimizer = tf.train.adam(opts.learningRate);
   const rng = new Rng(opts.seed, 0x9e0be);
   const batches = Math.ceil(x.rows / opts.batchSize);
+  const buffers = new BatchBuffers(x.dim, numClasses, Math.min(opts.batchSize, x.rows));
   const bar: Progress | null = opts.showProgress === false ? null : progress({ total: opts.epochs, label: "linear probe", unit: "epoch" });
   const lossHistory: number[] = [];
   try {
     for (let epoch = 0; epoch < opts.epochs; epoch++) {
-      const order = tf.tensor1d(permutation(x.rows, rng), "int32");
+      const order = permutation(x.rows, rng);
       let lossSum = 0;
       for (let bi = 0; bi < batches; bi++) {
+        const start = bi * opts.batchSize;
+        const n = Math.min(opts.batchSize, x.rows - start);
+        // Cross-entropy + (weightDecay / 2)·|W|², gradients written out (softmax - onehot) / n:
+        // what optimizer.minimize would differentiate, without its transposed matMul.
         const loss = tf.tidy(() => {
-          const idx = order.slice(bi * opts.batchSize, Math.min(opts.batchSize, x.rows - bi * opts.batchSize));
-          const xb = tf.gather(xs, idx);
-          const yb = tf.oneHot(tf.gather(ys, idx), numClasses);
-          return optimizer.minimize(() => {
-            const logits = xb.matMul(w).add(b);
-            const ce = tf.losses.softmaxCrossEntropy(yb, logits);
-            return ce.add(w.square().sum().mul(opts.weightDecay / 2)) as tf.Scalar;
-          }, true, [w, b])!;
+          const batch = buffers.fill(xs, labels, order, start, n);
+          const logp = tf.logSoftmax(batch.x.matMul(w).add(b));
+          const ce = batch.y.mul(logp).sum().neg().div(n);
+          const dLogits = tf.exp(logp).sub(batch.y).div(n);
+          const dW = batch.xT.matMul(dLogits).add(w.mul(opts.weightDecay));
+          const value = ce.add(w.square().sum().mul(opts.weightDecay / 2));
+          optimizer.applyGradients([{ name: w.name, tensor: dW }, { name: b.name, tensor: dLogits.sum(0) }]);
+          return value;
         });
         lossSum += (await loss.data())[0];
         loss.dispose();
       }
-      order.dispose();
       lossHistory.push(lossSum / batches);
       bar?.tick(1, { loss: lossSum / batches });
     }
     bar?.done();
     return { dim: x.dim, numClasses, mean, std, weight: (await w.data()) as Float32Array, bias: (await b.data()) as Float32Array, lossHistory };
   } finally {
-    tf.dispose([xs, ys, w, b]);
+    tf.dispose([w, b]);
     optimizer.dispose();
   }
 }
