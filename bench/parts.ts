@@ -13,6 +13,7 @@ import { parameterCount } from "../lib/unet/parameters";
 import { blockTable } from "../lib/unet/blocks";
 import { extractFeatures, FeatureOptions } from "../lib/features";
 import { FeaturePool } from "../lib/workers/feature-pool";
+import { trainLinearProbe } from "../lib/heads/linear";
 import { writeRandomCheckpoint } from "./checkpoint";
 
 /** One figure of the report. */
@@ -247,7 +248,31 @@ export async function loadCheckpoint(o: PartOptions): Promise<Row[]> {
   return rows;
 }
 
+/**
+ * The linear probe (lib/heads/linear.ts) at the demo's size: 1,500 rows of 1,024 pooled features,
+ * 10 classes, 20 epochs of batch 256 (the 02 notebook fits 79 of these), and at 10x the rows.
+ */
+export async function linearProbe(o: PartOptions): Promise<Row[]> {
+  await selectBackend(o.backend);
+  const rows: Row[] = [];
+  const dim = 1024;
+  for (const n of o.quick ? [1500] : [1500, 15000]) {
+    const data = new Float32Array(n * dim);
+    for (let i = 0; i < data.length; i++) data[i] = Math.sin(0.37 * i) + 0.1 * Math.cos(0.011 * i);
+    const labels = Int32Array.from({ length: n }, (_, i) => i % 10);
+    const epochs = 20;
+    const { times } = await timed(o.reps, async () => {
+      await trainLinearProbe({ data, rows: n, dim }, labels, 10, { epochs, batchSize: 256, showProgress: false });
+    });
+    const steps = epochs * Math.ceil(n / 256);
+    const s = median(times);
+    rows.push({ part: "probe", model: `linear probe ${n}x${dim}, 10 classes`, backend: tf.getBackend(), batch: 256, measure: `fit, ${epochs} epochs (${steps} Adam steps)`, value: s, unit: "s", note: `${((1000 * s) / steps).toFixed(1)} ms/step` });
+  }
+  return rows;
+}
+
 export const PARTS: Record<string, (o: PartOptions) => Promise<Row[]>> = {
+  probe: linearProbe,
   adm256: adm256Single,
   "adm256-pool": adm256Pool,
   tiny: (o) => referenceConfig("tiny", o),

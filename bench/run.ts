@@ -1,7 +1,7 @@
 /**
  * Benchmarks (figures, not tests): `npm run bench -- [options]`
  *
- *   --only adm256,adm256-pool,tiny,small,load   parts to run (default: all)
+ *   --only adm256,adm256-pool,tiny,small,probe,load   parts to run (default: all)
  *   --workers N        workers for adm256-pool (default 2)
  *   --reps R           timed repetitions after one warm-up (default 3)
  *   --quick            one repetition, no 256 full pass (a check that everything runs)
@@ -14,6 +14,7 @@
  *                at t=90, batch 1 (s/img, img/s), and a full forward pass;
  *   adm256-pool  the same features on a worker pool (img/s);
  *   tiny, small  the reference configs at batch 16: full pass and middle-block features;
+ *   probe        the linear probe: 1,500 (and 15,000) rows x 1,024 features, 10 classes, 20 epochs;
  *   load         write a 2.2 GB random checkpoint in the official layout to a temp folder, load it with
  *                UNet.fromCheckpoint (seconds, peak RSS), delete it.
  * Each part runs in a child process so that peak RSS figures are per part.
@@ -25,7 +26,7 @@ import * as path from "path";
 import { headerComment, numberOption, parseCommandLine, runCommand, UsageError } from "../data-scripts/cli";
 import { machineLine, PartOptions, PARTS, Row } from "./parts";
 
-const ALL = ["adm256", "adm256-pool", "tiny", "small", "load"];
+const ALL = ["adm256", "adm256-pool", "tiny", "small", "probe", "load"];
 const MARK = "@@BENCH ";
 
 function parse(): { parts: string[]; opts: PartOptions; child: string | null } {
