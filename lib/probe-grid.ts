@@ -11,6 +11,7 @@ import { ModelSource, sourceConfig } from "./workers/model-source";
 import { parseBlock } from "./unet/blocks";
 import { Features, LinearProbeOptions, probePredict, trainLinearProbe } from "./heads/linear";
 import { accuracy } from "./metrics";
+import { progress } from "./progress";
 
 /** Images with labels and stable ids (noise streams and cache keys follow the ids). */
 export interface LabelledImages {
@@ -107,15 +108,21 @@ export async function probeGrid(spec: ProbeGridSpec, train: LabelledImages, test
   const blocks = spec.blocks.map((b) => parseBlock(config, b));
   const f = await gridFeatures(spec, blocks.map((b) => b.number), spec.timesteps, train, test);
   const rows: ProbeRow[] = [];
-  for (const b of blocks) {
-    for (const t of spec.timesteps) {
-      const a = featureMatrix(f.train, b.number, t);
-      const r = await probeAccuracy(asFeatures(a), train.labels, asFeatures(featureMatrix(f.test, b.number, t)), test.labels, numClasses, spec.probe);
-      rows.push({
-        features: spec.name, block: b.number, module: b.name, t, pool: poolLabel(spec.pool), dim: a.dim,
-        trainAcc: r.trainAcc, testAcc: r.testAcc, probeSeconds: r.seconds,
-      });
+  const bar = progress({ total: blocks.length * spec.timesteps.length, label: `${spec.name}: linear probes`, unit: "probe" });
+  try {
+    for (const b of blocks) {
+      for (const t of spec.timesteps) {
+        const a = featureMatrix(f.train, b.number, t);
+        const r = await probeAccuracy(asFeatures(a), train.labels, asFeatures(featureMatrix(f.test, b.number, t)), test.labels, numClasses, spec.probe);
+        rows.push({
+          features: spec.name, block: b.number, module: b.name, t, pool: poolLabel(spec.pool), dim: a.dim,
+          trainAcc: r.trainAcc, testAcc: r.testAcc, probeSeconds: r.seconds,
+        });
+        bar.tick(1, { best: Math.max(...rows.map((x) => x.testAcc)) });
+      }
     }
+  } finally {
+    bar.done();
   }
   return rows;
 }
