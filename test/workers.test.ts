@@ -234,42 +234,48 @@ describe("feature pool (tiny U-Net, 2 wasm workers)", function () {
     }
   });
 
-  it("a fully cached input needs no worker at all", async () => {
+  /** Run `fn` with a feature cache in a fresh temporary folder, removed afterwards. */
+  async function withTempCache(fn: (cache: FeatureCache) => Promise<void>): Promise<void> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-pool-"));
     const cache = new FeatureCache(dir);
-    const other = await FeaturePool.start({ model: source, workers: 1, progress: false });
     try {
-      const first = await other.extractAll(batches(), { ...opts, cache });
-      await other.close(); // from here on, any job sent to a worker would fail
-      const second = await other.extractAll(batches(), { ...opts, cache });
-      for (const m of second.matrices) assert.equal(maxAbsDiff(m.data, featureMatrix(first, m.block, m.t).data), 0);
+      await fn(cache);
     } finally {
-      await other.close();
       cache.close();
       FeatureCache.clear(dir);
     }
-  });
+  }
 
-  it("an on-demand pool starts no worker for a cached input, and starts them at the first uncached image", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-pool-"));
-    const cache = new FeatureCache(dir);
-    const lazy = FeaturePool.onDemand({ model: source, workers: 1, progress: false });
-    try {
-      const first = await pool.extractAll(batches().slice(0, 2), { ...opts, cache });
-      const again = await lazy.extractAll(batches().slice(0, 2), { ...opts, cache });
-      assert.equal(lazy.started, false);
-      assert.equal(lazy.workers, 0);
-      for (const m of again.matrices) assert.equal(maxAbsDiff(m.data, featureMatrix(first, m.block, m.t).data), 0);
-      const more = await lazy.extractAll(batches(), { ...opts, cache }); // batches 2-4 are new
-      assert.equal(lazy.started, true);
-      assert.equal(lazy.workers, 1);
-      for (const m of more.matrices) assert.equal(maxAbsDiff(m.data, featureMatrix(reference, m.block, m.t).data), 0);
-    } finally {
-      await lazy.close();
-      cache.close();
-      FeatureCache.clear(dir);
-    }
-  });
+  it("a fully cached input needs no worker at all", () =>
+    withTempCache(async (cache) => {
+      const other = await FeaturePool.start({ model: source, workers: 1, progress: false });
+      try {
+        const first = await other.extractAll(batches(), { ...opts, cache });
+        await other.close(); // from here on, any job sent to a worker would fail
+        const second = await other.extractAll(batches(), { ...opts, cache });
+        for (const m of second.matrices) assert.equal(maxAbsDiff(m.data, featureMatrix(first, m.block, m.t).data), 0);
+      } finally {
+        await other.close();
+      }
+    }));
+
+  it("an on-demand pool starts no worker for a cached input, and starts them at the first uncached image", () =>
+    withTempCache(async (cache) => {
+      const lazy = FeaturePool.onDemand({ model: source, workers: 1, progress: false });
+      try {
+        const first = await pool.extractAll(batches().slice(0, 2), { ...opts, cache });
+        const again = await lazy.extractAll(batches().slice(0, 2), { ...opts, cache });
+        assert.equal(lazy.started, false);
+        assert.equal(lazy.workers, 0);
+        for (const m of again.matrices) assert.equal(maxAbsDiff(m.data, featureMatrix(first, m.block, m.t).data), 0);
+        const more = await lazy.extractAll(batches(), { ...opts, cache }); // batches 2-4 are new
+        assert.equal(lazy.started, true);
+        assert.equal(lazy.workers, 1);
+        for (const m of more.matrices) assert.equal(maxAbsDiff(m.data, featureMatrix(reference, m.block, m.t).data), 0);
+      } finally {
+        await lazy.close();
+      }
+    }));
 
   it("an on-demand pool reports a start-up failure from extract", async () => {
     const lazy = FeaturePool.onDemand({ model: { config: TINY_FLAGS, checkpoint: "/nonexistent/model.pt" }, workers: 1, progress: false });
