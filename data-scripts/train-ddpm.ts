@@ -1,11 +1,14 @@
 /**
  * Train (or resume) a DDPM (guided-diffusion ADM U-Net, epsilon prediction) on Fashion-MNIST.
  *
- *   npx tsx data-scripts/train-ddpm.ts --out runs/fmnist-ddpm [options]
+ *   npm run train -- --out runs/fmnist-ddpm [options]
  *
  * Running the same command again resumes from the last checkpoint (every --checkpoint-every steps).
- * Ctrl-C (SIGINT) or SIGTERM stops after the current step and writes a checkpoint; a second Ctrl-C
- * exits at once (the last periodic checkpoint stays valid). See lib/train/trainer.ts for the files.
+ * Ctrl-C (SIGINT) or SIGTERM stops after the current step and writes a checkpoint; a second Ctrl-C (more
+ * than a second later) exits at once (the last periodic checkpoint stays valid). See lib/train/trainer.ts.
+ * `npm run train` is `node --require tsx/cjs data-scripts/train-ddpm.ts`: the `tsx` command would also
+ * work, but it SIGKILLs a child that takes over 60 ms to answer Ctrl-C (a training step in this thread
+ * does), so the stop checkpoint would be lost.
  *
  * Options (defaults: DEFAULT_TRAIN_CONFIG in lib/train/trainer.ts):
  *   --steps N  --batch N  --lr X  --weight-decay X  --ema X  --seed N  --checkpoint-every N
@@ -90,12 +93,17 @@ async function main(): Promise<void> {
   const nSamples = int("samples", 0);
 
   let stop = false;
+  let stopAt = 0;
   const onSignal = (sig: string) => {
     if (stop) {
+      // Ctrl-C reaches the whole process group, and tsx/npx relay it to this process too: a repeat within
+      // a second is that same request, not the user's second Ctrl-C.
+      if (Date.now() - stopAt < 1000) return;
       process.stderr.write(`\n${sig} again: exiting now (resume from the last checkpoint)\n`);
       process.exit(130);
     }
     stop = true;
+    stopAt = Date.now();
     process.stderr.write(`\n${sig}: stopping after this step (a checkpoint will be written); ${sig} again to exit at once\n`);
   };
   process.on("SIGINT", () => onSignal("SIGINT"));

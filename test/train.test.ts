@@ -334,6 +334,35 @@ describe("training", function () {
       console.log(`      (killed after step ${killedAt}, resumed from checkpoint ${ckpt})`);
     });
 
+    it("Ctrl-C to the process group (npm relays it: a second signal) stops gracefully with a checkpoint", async function () {
+      const dir = tmpDir();
+      const script = path.join(__dirname, "..", "data-scripts", "train-ddpm.ts");
+      // As `npm run train`: node with tsx's require hook, in a process group of its own (a terminal's job).
+      const child = spawn(process.execPath, ["--require", "tsx/cjs", script, "--out", dir, "--data", "synthetic", "--image-size", "8",
+        "--num-channels", "32", "--num-res-blocks", "1", "--channel-mult", "1,2", "--attention-resolutions", "4",
+        "--batch", "3", "--steps", "500", "--checkpoint-every", "100", "--progress", "silent"],
+      { cwd: path.join(__dirname, ".."), stdio: ["ignore", "ignore", "pipe"], detached: true });
+      let stderr = "";
+      child.stderr!.on("data", (d) => (stderr += d));
+      const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
+      const rows = () => (fs.existsSync(path.join(dir, "loss.csv")) ? new LossLog(path.join(dir, "loss.csv")).read().length : 0);
+      const t0 = Date.now();
+      while (rows() < 3) {
+        if (child.exitCode !== null) throw new Error(`the training process ended early: ${stderr}`);
+        if (Date.now() - t0 > 120000) throw new Error("the training process did not get going");
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      process.kill(-child.pid!, "SIGINT");
+      await new Promise((r) => setTimeout(r, 100));
+      process.kill(-child.pid!, "SIGINT"); // the relayed copy
+      assert.equal(await exited, 0, stderr);
+      assert.match(stderr, /SIGINT: stopping after this step/);
+      assert.doesNotMatch(stderr, /exiting now/);
+      const step = JSON.parse(fs.readFileSync(path.join(dir, "checkpoint.json"), "utf8")).step;
+      assert.ok(step >= 3 && step < 100, `checkpoint at step ${step}: written at the stop, not a periodic one`);
+      assert.equal(rows(), step);
+    });
+
     it("trains on 2 worker threads like in one thread (to float rounding), and resumes bitwise", async () => {
       const spec = makeTrainData({ kind: "synthetic", n: 10, size: 8, channels: 1 });
       const p1 = tmpDir();
