@@ -36,6 +36,31 @@ function tmpDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-train-"));
 }
 
+/**
+ * Start data-scripts/train-ddpm.ts on synthetic 8x8 data in a child process (as `npm run train`), with
+ * `extra` options; `untilRows(n)` resolves once loss.csv has n rows (the child still running).
+ */
+function spawnTraining(dir: string, extra: string[], detached = false) {
+  const script = path.join(__dirname, "..", "data-scripts", "train-ddpm.ts");
+  const child = spawn(process.execPath, ["--require", "tsx/cjs", script, "--out", dir, "--data", "synthetic", "--image-size", "8",
+    "--num-channels", "32", "--num-res-blocks", "1", "--channel-mult", "1,2", "--attention-resolutions", "4", "--progress", "silent", ...extra],
+  { cwd: path.join(__dirname, ".."), stdio: ["ignore", "ignore", "pipe"], detached });
+  const out = { child, stderr: "", exited: new Promise<number | null>((res) => child.on("exit", (code) => res(code))), rows, untilRows };
+  child.stderr!.on("data", (d) => (out.stderr += d));
+  function rows(): number {
+    return fs.existsSync(path.join(dir, "loss.csv")) ? new LossLog(path.join(dir, "loss.csv")).read().length : 0;
+  }
+  async function untilRows(n: number): Promise<void> {
+    const t0 = Date.now();
+    while (rows() < n) {
+      if (child.exitCode !== null) throw new Error(`the training process ended early: ${out.stderr}`);
+      if (Date.now() - t0 > 120000) throw new Error("the training process did not get going");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  return out;
+}
+
 async function stateTensors(file: string): Promise<Map<string, Float32Array>> {
   const { tensors } = await readSafetensors(file);
   const out = new Map<string, Float32Array>();
@@ -304,25 +329,12 @@ describe("training", function () {
       const ref = tmpDir();
       await trainDdpm({ dir: ref, data, config: cfg, progress: false, log: () => undefined });
       const dir = tmpDir();
-      const script = path.join(__dirname, "..", "data-scripts", "train-ddpm.ts");
-      const child = spawn(process.execPath, ["--require", "tsx/cjs", script, "--out", dir, "--data", "synthetic", "--image-size", "8",
-        "--num-channels", "32", "--num-res-blocks", "1", "--channel-mult", "1,2", "--attention-resolutions", "4",
-        "--batch", "3", "--steps", "12", "--checkpoint-every", "3", "--lr", "0.001", "--seed", "5", "--ema", "0.9", "--progress", "silent"],
-      { cwd: path.join(__dirname, ".."), stdio: ["ignore", "ignore", "pipe"] });
-      let stderr = "";
-      child.stderr!.on("data", (d) => (stderr += d));
-      const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
+      const run = spawnTraining(dir, ["--batch", "3", "--steps", "12", "--checkpoint-every", "3", "--lr", "0.001", "--seed", "5", "--ema", "0.9"]);
       // Kill it once it is past its second checkpoint (step 6), somewhere in steps 7..12.
-      const rows = () => (fs.existsSync(path.join(dir, "loss.csv")) ? new LossLog(path.join(dir, "loss.csv")).read().length : 0);
-      const t0 = Date.now();
-      while (rows() < 7) {
-        if (child.exitCode !== null) throw new Error(`the training process ended early: ${stderr}`);
-        if (Date.now() - t0 > 120000) throw new Error("the training process did not get going");
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      child.kill("SIGKILL");
-      await exited;
-      const killedAt = rows();
+      await run.untilRows(7);
+      run.child.kill("SIGKILL");
+      await run.exited;
+      const killedAt = run.rows();
       const ckpt = JSON.parse(fs.readFileSync(path.join(dir, "checkpoint.json"), "utf8")).step;
       assert.ok(ckpt >= 6 && ckpt <= killedAt, `checkpoint ${ckpt}, killed after step ${killedAt}`);
       const r = await trainDdpm({ dir, data, config: cfg, progress: false, log: () => undefined });
@@ -336,31 +348,18 @@ describe("training", function () {
 
     it("Ctrl-C to the process group (npm relays it: a second signal) stops gracefully with a checkpoint", async function () {
       const dir = tmpDir();
-      const script = path.join(__dirname, "..", "data-scripts", "train-ddpm.ts");
-      // As `npm run train`: node with tsx's require hook, in a process group of its own (a terminal's job).
-      const child = spawn(process.execPath, ["--require", "tsx/cjs", script, "--out", dir, "--data", "synthetic", "--image-size", "8",
-        "--num-channels", "32", "--num-res-blocks", "1", "--channel-mult", "1,2", "--attention-resolutions", "4",
-        "--batch", "3", "--steps", "500", "--checkpoint-every", "100", "--progress", "silent"],
-      { cwd: path.join(__dirname, ".."), stdio: ["ignore", "ignore", "pipe"], detached: true });
-      let stderr = "";
-      child.stderr!.on("data", (d) => (stderr += d));
-      const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
-      const rows = () => (fs.existsSync(path.join(dir, "loss.csv")) ? new LossLog(path.join(dir, "loss.csv")).read().length : 0);
-      const t0 = Date.now();
-      while (rows() < 3) {
-        if (child.exitCode !== null) throw new Error(`the training process ended early: ${stderr}`);
-        if (Date.now() - t0 > 120000) throw new Error("the training process did not get going");
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      process.kill(-child.pid!, "SIGINT");
+      // As `npm run train` in a terminal: a process group of its own (detached).
+      const run = spawnTraining(dir, ["--batch", "3", "--steps", "500", "--checkpoint-every", "100"], true);
+      await run.untilRows(3);
+      process.kill(-run.child.pid!, "SIGINT");
       await new Promise((r) => setTimeout(r, 100));
-      process.kill(-child.pid!, "SIGINT"); // the relayed copy
-      assert.equal(await exited, 0, stderr);
-      assert.match(stderr, /SIGINT: stopping after this step/);
-      assert.doesNotMatch(stderr, /exiting now/);
+      process.kill(-run.child.pid!, "SIGINT"); // the relayed copy
+      assert.equal(await run.exited, 0, run.stderr);
+      assert.match(run.stderr, /SIGINT: stopping after this step/);
+      assert.doesNotMatch(run.stderr, /exiting now/);
       const step = JSON.parse(fs.readFileSync(path.join(dir, "checkpoint.json"), "utf8")).step;
       assert.ok(step >= 3 && step < 100, `checkpoint at step ${step}: written at the stop, not a periodic one`);
-      assert.equal(rows(), step);
+      assert.equal(run.rows(), step);
     });
 
     it("trains on 2 worker threads like in one thread (to float rounding), and resumes bitwise", async () => {
