@@ -66,11 +66,7 @@ export function columnStats(x: Features): { mean: Float32Array; std: Float32Arra
   return { mean: Float32Array.from(mean), std };
 }
 
-function standardise(x: Features, mean: Float32Array, std: Float32Array): tf.Tensor2D {
-  return tf.tidy(() => tf.tensor2d(x.data, [x.rows, x.dim]).sub(tf.tensor1d(mean)).div(tf.tensor1d(std)) as tf.Tensor2D);
-}
-
-/** (x - mean) / std as a new row-major array (float32, as the tensor version computes it). */
+/** (x - mean) / std as a new row-major float32 array (for training and for scoring). */
 function standardiseArray(x: Features, mean: Float32Array, std: Float32Array): Float32Array {
   const out = new Float32Array(x.rows * x.dim);
   for (let i = 0; i < x.rows; i++) {
@@ -185,7 +181,7 @@ export function probeScores(probe: LinearProbe, x: Features): Float32Array {
   checkFeatures(x, null, "probeScores");
   if (x.dim !== probe.dim) throw new Error(`probeScores: features have ${x.dim} dims, the probe was trained on ${probe.dim}`);
   return tf.tidy(() => {
-    const xs = standardise(x, probe.mean, probe.std);
+    const xs = tf.tensor2d(standardiseArray(x, probe.mean, probe.std), [x.rows, x.dim]);
     return xs.matMul(tf.tensor2d(probe.weight, [probe.dim, probe.numClasses])).add(tf.tensor1d(probe.bias));
   }).dataSync() as Float32Array;
 }
