@@ -8,6 +8,7 @@ import * as fs from "fs";
 import { createHash } from "crypto";
 import { createUNetConfig, UNetConfig, UNetFlags, UNetKwargs } from "../unet/config";
 import type { WeightOptions } from "../unet/weights";
+import { contentFingerprintSync } from "../checkpoint/fingerprint";
 
 /** A resolved config, a preset name ("adm-256-uncond"), script_util flags or UNetModel kwargs. */
 export type ConfigLike = UNetConfig | string | Partial<UNetFlags> | Partial<UNetKwargs>;
@@ -24,25 +25,11 @@ export function sourceConfig(src: ModelSource): UNetConfig {
 }
 
 /**
- * Identity of a checkpoint for cache keys: SHA-256 of its size and its first and last MiB, instead of
- * reading a 2 GB file whole. For torch zip checkpoints this covers every weight: the zip's central
- * directory at the end holds the CRC-32 of each storage, so changing any value changes the last MiB.
+ * Identity of a checkpoint for cache keys: SHA-256 of the whole file (see checkpoint/fingerprint), so a
+ * file changed anywhere, even in the middle of a safetensors payload, never reuses stale features.
  */
 export function checkpointId(file: string): string {
-  const size = fs.statSync(file).size;
-  const h = createHash("sha256").update(`size:${size}\n`);
-  const fd = fs.openSync(file, "r");
-  try {
-    const chunk = 1 << 20;
-    for (const pos of size <= 2 * chunk ? [0] : [0, size - chunk]) {
-      const buf = Buffer.alloc(Math.min(size <= 2 * chunk ? size : chunk, size));
-      fs.readSync(fd, buf, 0, buf.length, pos);
-      h.update(buf);
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return `ckpt:${h.digest("hex").slice(0, 24)}`;
+  return `ckpt:${contentFingerprintSync(file).slice("sha256:".length, "sha256:".length + 24)}`;
 }
 
 /** Identity of a source's weights for cache keys. */
