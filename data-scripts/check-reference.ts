@@ -1,7 +1,7 @@
 /**
- * Compare the tfjs U-Net with a folder of PyTorch reference tensors.
+ * Compare the U-Net, on ONNX Runtime or TensorFlow.js, with a folder of PyTorch reference tensors.
  *
- *   npx tsx data-scripts/check-reference.ts <folder> [<folder> ...] [--backend wasm|cpu|...] [--tol 1e-5] [--schedule-tol 1e-12]
+ *   npm run check-reference -- <folder> [<folder> ...] [--engine auto|ort|tfjs] [--backend wasm|cpu|...] [--tol 1e-5] [--schedule-tol 1e-12]
  *
  * The folder layout is that of ../shared/fixtures/guided-diffusion/<config>/ (manifest.json, model.pt,
  * x_t.npy, t.npy, [y.npy], activations as .npy). Prints one line per tensor with its error and
@@ -10,26 +10,34 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { selectBackend } from "../lib/backend";
+import { chooseEngine } from "../lib/engines/engine";
 import { checkReferenceFolder, formatLine } from "../lib/unet/reference";
 import { parameterCount } from "../lib/unet/parameters";
 import { numberOption, parseCommandLine, runCommand } from "./cli";
 
-const USAGE = `usage: check-reference <folder> [<folder> ...] [--backend wasm|cpu|tensorflow] [--tol 1e-5] [--schedule-tol 1e-12]
+const USAGE = `usage: check-reference <folder> [<folder> ...] [--engine auto|ort|tfjs] [--backend wasm|cpu|tensorflow] [--tol 1e-5] [--schedule-tol 1e-12]
   <folder>            manifest.json, model.pt, x_t.npy, t.npy, [y.npy] and one .npy per tensor to compare
-  --backend NAME      tfjs backend (default wasm)
+  --engine NAME       ort (ONNX Runtime), tfjs, or auto (default: $DIFFPROBE_ENGINE, else ort where it loads)
+  --backend NAME      tfjs backend, for --engine tfjs (default wasm)
   --tol X             largest relative error of a float32 tensor (default 1e-5)
   --schedule-tol X    largest error of alphas_cumprod (float64; default 1e-12)
 Exit status: 0 all passed, 1 some tensor failed, 2 the comparison could not run.`;
 
 async function main(): Promise<number> {
   const { values, positionals: folders } = parseCommandLine({
-    options: { backend: { type: "string" }, tol: { type: "string" }, "schedule-tol": { type: "string" } },
+    options: { engine: { type: "string" }, backend: { type: "string" }, tol: { type: "string" }, "schedule-tol": { type: "string" } },
     positionals: [1, Infinity],
   });
   const tol = numberOption(values, "tol", { positive: true });
   const scheduleTol = numberOption(values, "schedule-tol", { positive: true });
-  const choice = await selectBackend(values.backend ?? "wasm");
-  console.log(`backend: ${choice.name} (tfjs ${tf.version.tfjs})`);
+  const engineChoice = chooseEngine(values.engine);
+  for (const l of engineChoice.log) console.log(`engine ${l}`);
+  if (engineChoice.name === "tfjs") {
+    const choice = await selectBackend(values.backend ?? "wasm");
+    console.log(`backend: ${choice.name} (tfjs ${tf.version.tfjs})`);
+  } else if (values.backend) {
+    console.log(`(--backend ${values.backend} applies to --engine tfjs only)`);
+  }
   let status = 0;
   for (const folder of folders) {
     console.log(`\n== ${folder}`);
@@ -37,6 +45,7 @@ async function main(): Promise<number> {
       const report = await checkReferenceFolder(folder, {
         tol,
         scheduleTol,
+        engine: engineChoice.name,
         onLine: (l) => console.log(formatLine(l)),
       });
       const c = report.config;
@@ -48,6 +57,7 @@ async function main(): Promise<number> {
           `attention ds ${c.attentionDs.join(",")}, ${c.numClasses === null ? "unconditional" : `${c.numClasses} classes`}, ` +
           `${c.useNewAttentionOrder ? "new" : "legacy"} attention order, resblock_updown ${c.resblockUpdown}, ${parameterCount(c).toLocaleString("en-US")} parameters`,
       );
+      console.log(`engine: ${report.backend}`);
       console.log(`load ${report.loadMs} ms, forward ${report.forwardMs} ms; worst float32 rel ${Number.isFinite(worst) ? worst.toExponential(2) : "n/a"}`);
       console.log(fails === 0 ? `ALL PASS (${passes} tensors)` : `${fails} FAILED, ${passes} passed`);
       if (fails) status = Math.max(status, 1);

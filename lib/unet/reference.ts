@@ -19,8 +19,8 @@ import { NoiseSchedule, qSampleArray } from "../diffusion/index";
 import { npyToFloat32, NpyArray, readNpy } from "../npy";
 import { parseBlock } from "./blocks";
 import { configFromManifest, UNetConfig } from "./config";
-import { toNCHW } from "./layers";
-import { UNet } from "./model";
+import { createUNetEngine } from "../engines/create";
+import type { EngineName } from "../engines/engine";
 import { WeightOptions } from "./weights";
 
 /** INFO: an input, read and used but not compared. */
@@ -48,12 +48,20 @@ export interface ReferenceOptions {
   /** Called as each line is decided (for streaming output). */
   onLine?: (line: ReferenceLine) => void;
   weights?: WeightOptions;
+  /** "auto" (default: $DIFFPROBE_ENGINE, else ONNX Runtime where it loads), "ort" or "tfjs". */
+  engine?: string;
+  /** Where ONNX Runtime's built models are cached (default .cache/onnx). */
+  onnxCacheRoot?: string;
 }
 
 export interface ReferenceReport {
   folder: string;
   config: UNetConfig;
+  /** What computed it: "tfjs wasm", "onnxruntime-node 1.30.0, cpu, 2 threads". */
   backend: string;
+  engine: EngineName;
+  /** How the engine was chosen. */
+  engineLog: string[];
   lines: ReferenceLine[];
   ok: boolean;
   loadMs: number;
@@ -255,39 +263,30 @@ export async function checkReferenceFolder(folder: string, opts: ReferenceOption
   }
 
   const t0 = Date.now();
-  const model = await UNet.fromCheckpoint(config, ckpt, opts.weights);
+  const outputs = [...new Set(capture)];
+  const wanted = modelItems.filter((it) => !failed.has(it.name));
+  if (wanted.some((it) => it.name === "emb")) outputs.unshift("emb");
+  outputs.push("out"); // the whole pass, as the reference ran it
+  const { engine, choice } = await createUNetEngine({ config, checkpoint: ckpt, weights: opts.weights }, { engine: opts.engine, outputs, cacheRoot: opts.onnxCacheRoot });
   const loadMs = Date.now() - t0;
   let forwardMs = 0;
   try {
-    const x = tf.tidy(() => tf.transpose(tf.tensor4d(npyToFloat32(input), input.shape as [number, number, number, number]), [0, 2, 3, 1])) as tf.Tensor4D;
     const t1 = Date.now();
-    const res = model.forward(x, t, { y, capture: [...capture, "out"], stopEarly: false });
+    const res = await engine.run(npyToFloat32(input), input.shape[0], t, y);
     forwardMs = Date.now() - t1;
-    x.dispose();
-    try {
-      for (const it of modelItems) {
-        if (failed.has(it.name)) continue;
-        let v: tf.Tensor | undefined;
-        if (it.name === "emb") v = res.emb;
-        else if (it.name === "out") v = res.out;
-        else if (blockOf.has(it.name)) v = res.blocks.get(blockOf.get(it.name)!);
-        if (!v) {
-          emit({ name: it.name, file: it.file, status: "FAIL", note: "the forward pass produced no such tensor" });
-          continue;
-        }
-        const nchw = v.rank === 4 ? toNCHW(v) : v;
-        compare(it, nchw.dataSync() as Float32Array, nchw.shape, tol);
-        if (nchw !== v) nchw.dispose();
+    for (const it of wanted) {
+      const v = it.name === "emb" || it.name === "out" ? res.get(it.name) : blockOf.has(it.name) ? res.get(blockOf.get(it.name)!) : undefined;
+      if (!v) {
+        emit({ name: it.name, file: it.file, status: "FAIL", note: "the forward pass produced no such tensor" });
+        continue;
       }
-    } finally {
-      res.emb.dispose();
-      res.out?.dispose();
-      for (const b of res.blocks.values()) b.dispose();
+      compare(it, v.data, v.shape, tol);
     }
   } finally {
-    model.dispose();
+    await engine.dispose();
   }
-  return { folder, config, backend: tf.getBackend(), lines, ok: lines.every((l) => l.status !== "FAIL"), loadMs, forwardMs };
+  const backend = engine.name === "tfjs" ? `tfjs ${tf.getBackend()}` : engine.description;
+  return { folder, config, backend, engine: engine.name, engineLog: choice.log, lines, ok: lines.every((l) => l.status !== "FAIL"), loadMs, forwardMs };
 }
 
 /** One printable line: status, name, shape, error and note. */

@@ -208,7 +208,7 @@ export class UNetWeights implements WeightSource {
   }
 }
 
-function randomParam(spec: ParamSpec, seed: number, index: number): Float32Array {
+export function randomParam(spec: ParamSpec, seed: number, index: number): Float32Array {
   const n = spec.shape.reduce((a, b) => a * b, 1);
   const rng = new Rng(seed, index);
   const isNorm = /(\.norm|in_layers\.0|out_layers\.0|^out\.0)\.(weight|bias)$/.test(spec.name);

@@ -1,0 +1,63 @@
+/**
+ * Loading ONNX Runtime (onnxruntime-node) at run time, saying why when it cannot be loaded, and the
+ * session options the project uses (CPU by default; CUDA when asked and present).
+ */
+import * as os from "os";
+import type * as Ort from "onnxruntime-node";
+
+export type OrtModule = typeof Ort;
+
+export interface OrtLoad {
+  ort: OrtModule | null;
+  /** Version, or why it is unavailable. */
+  reason: string;
+}
+
+let cached: OrtLoad | null = null;
+
+/** Load onnxruntime-node once: its JS and its native binding (the binding is what fails on odd platforms). */
+export function loadOrt(): OrtLoad {
+  if (cached) return cached;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const ort = require("onnxruntime-node") as OrtModule;
+    const backends = ort.listSupportedBackends?.() ?? [];
+    if (!backends.some((b) => b.name === "cpu")) throw new Error(`its native binding lists no CPU backend (${JSON.stringify(backends)})`);
+    cached = { ort, reason: `onnxruntime-node ${ort.env.versions.node ?? "?"}` };
+  } catch (e) {
+    cached = { ort: null, reason: `onnxruntime-node cannot be loaded: ${(e as Error).message.split("\n")[0]}` };
+  }
+  return cached;
+}
+
+/** Execution providers the binding was built with ("cpu", "cuda", ...). */
+export function ortProviders(): string[] {
+  const { ort } = loadOrt();
+  return ort ? ort.listSupportedBackends().map((b) => b.name) : [];
+}
+
+export const ORT_THREADS_ENV = "DIFFPROBE_ORT_THREADS";
+export const ORT_PROVIDER_ENV = "DIFFPROBE_ORT_PROVIDER";
+
+export interface OrtSessionSettings {
+  /** Intra-op threads (default: $DIFFPROBE_ORT_THREADS, else the number of cores). */
+  threads?: number;
+  /** "cpu" (default) or "cuda" (needs the CUDA provider: see environment.md); $DIFFPROBE_ORT_PROVIDER. */
+  provider?: string;
+}
+
+export function sessionOptions(s: OrtSessionSettings = {}): Ort.InferenceSession.SessionOptions {
+  const envThreads = process.env[ORT_THREADS_ENV] ? Number(process.env[ORT_THREADS_ENV]) : NaN;
+  const threads = s.threads ?? (Number.isInteger(envThreads) && envThreads > 0 ? envThreads : os.availableParallelism?.() ?? os.cpus().length);
+  const provider = (s.provider ?? process.env[ORT_PROVIDER_ENV] ?? "cpu").toLowerCase();
+  if (provider !== "cpu" && !ortProviders().includes(provider)) {
+    throw new Error(`ONNX Runtime provider "${provider}" is not in this build (have: ${ortProviders().join(", ")}); see environment.md`);
+  }
+  return {
+    executionProviders: provider === "cpu" ? ["cpu"] : [provider, "cpu"],
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: "all",
+    enableCpuMemArena: true,
+  };
+}
