@@ -18,6 +18,9 @@ import { sharedOrSkip } from "./helpers/shared";
 
 const TOL = 1e-5;
 const SKIP_SLOW = process.env.DIFFPROBE_SKIP_SLOW === "1";
+/** Built ONNX models go to a temporary folder (not the project's .cache). */
+const onnxCache = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-onnx-"));
+after(() => fs.rmSync(onnxCache, { recursive: true, force: true }));
 
 function summarize(r: ReferenceReport): string {
   const worst = r.lines.filter((l) => l.rel !== undefined && l.name !== "alphas_cumprod").reduce((a, l) => (l.rel! > a.rel! ? l : a));
@@ -38,8 +41,16 @@ function assertAllPass(r: ReferenceReport, manifest: { tensors: { name: string; 
   }
 }
 
-for (const backend of ["wasm", "cpu"]) {
-  describe(`reference parity on ${backend}`, function () {
+/** Engines: ONNX Runtime, and tfjs on its wasm and cpu backends. lite256 (256x256) on tfjs cpu takes minutes: skipped there. */
+const ENGINES: { engine: "ort" | "tfjs"; backend: string; fixtures: string[] }[] = [
+  { engine: "ort", backend: "wasm", fixtures: ["tiny", "small", "lite256"] },
+  { engine: "tfjs", backend: "wasm", fixtures: ["tiny", "small", "lite256"] },
+  { engine: "tfjs", backend: "cpu", fixtures: ["tiny", "small"] },
+];
+
+for (const { engine, backend, fixtures } of ENGINES) {
+  const label = engine === "ort" ? "ONNX Runtime" : `tfjs ${backend}`;
+  describe(`reference parity on ${label}`, function () {
     this.timeout(600000);
     before(async () => {
       await selectBackend(backend);
@@ -48,7 +59,7 @@ for (const backend of ["wasm", "cpu"]) {
       await selectBackend("wasm");
     });
 
-    for (const name of ["tiny", "small"]) {
+    for (const name of fixtures) {
       it(`${name}: emb, every block and out within ${TOL}; alphas_cumprod and x_t exact`, async function () {
         const dir = sharedOrSkip(this, "fixtures", "guided-diffusion", name);
         if (backend === "cpu" && name === "small" && SKIP_SLOW) {
@@ -56,8 +67,9 @@ for (const backend of ["wasm", "cpu"]) {
           this.skip();
         }
         const manifest = JSON.parse(fs.readFileSync(path.join(dir, "manifest.json"), "utf8"));
-        const report = await checkReferenceFolder(dir, { tol: TOL });
+        const report = await checkReferenceFolder(dir, { tol: TOL, engine, onnxCacheRoot: onnxCache });
         console.log(`      ${summarize(report)}`);
+        assert.equal(report.engine, engine);
         assertAllPass(report, manifest);
         assert.equal(report.lines.filter((l) => l.status === "PASS").length, manifest.tensors.filter((t: { kind: string }) => t.kind !== "input").length + 1);
       });
@@ -93,7 +105,7 @@ describe("reference comparison: failures are reported per tensor", function () {
     await writeNpy(path.join(dir, "output_blocks_03.npy"), ob3);
     fs.unlinkSync(path.join(dir, "output_blocks_05.npy"));
 
-    const report = await checkReferenceFolder(dir);
+    const report = await checkReferenceFolder(dir, { onnxCacheRoot: onnxCache });
     const byName = new Map(report.lines.map((l) => [l.name, l]));
     assert.equal(report.ok, false);
     assert.equal(byName.get("output_blocks.3")!.status, "FAIL");
@@ -117,10 +129,10 @@ describe("reference comparison: failures are reported per tensor", function () {
     manifest.flags.num_res_blocks = 2;
     manifest.unet_kwargs.num_res_blocks = 2;
     fs.writeFileSync(path.join(dir, "manifest.json"), JSON.stringify(manifest));
-    await assert.rejects(checkReferenceFolder(dir), /model\.pt: the checkpoint does not match the model: \d+ missing/);
+    await assert.rejects(checkReferenceFolder(dir, { onnxCacheRoot: onnxCache }), /model\.pt: the checkpoint does not match the model: \d+ missing/);
     manifest.flags.num_res_blocks = 1; // flags and kwargs now disagree
     fs.writeFileSync(path.join(dir, "manifest.json"), JSON.stringify(manifest));
-    await assert.rejects(checkReferenceFolder(dir), /flags and unet_kwargs describe different networks: numResBlocks: 2 vs 1/);
+    await assert.rejects(checkReferenceFolder(dir, { onnxCacheRoot: onnxCache }), /flags and unet_kwargs describe different networks: numResBlocks: 2 vs 1/);
   });
 
   it("the script exits 2 with a message for a folder without a manifest", async () => {
@@ -136,7 +148,7 @@ function runScript(args: string[]): Promise<{ code: number; stdout: string; stde
   const root = path.resolve(__dirname, "..");
   const tsx = path.join(root, "node_modules", ".bin", "tsx");
   return new Promise((resolve) => {
-    execFile(tsx, [path.join(root, "data-scripts", "check-reference.ts"), ...args, "--backend", "wasm"], { cwd: root, maxBuffer: 1 << 24 }, (err, stdout, stderr) => {
+    execFile(tsx, [path.join(root, "data-scripts", "check-reference.ts"), ...args, "--backend", "wasm"], { cwd: root, maxBuffer: 1 << 24, env: { ...process.env, DIFFPROBE_ONNX_CACHE: onnxCache } }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
     });
   });
