@@ -158,7 +158,7 @@ export async function pixelPredictions(train: LabelledImages, test: LabelledImag
 }
 
 /** The row with the best test accuracy. */
-export function bestRow(rows: ProbeRow[]): ProbeRow {
+export function bestRow<R extends ProbeRow>(rows: R[]): R {
   if (rows.length === 0) throw new Error("bestRow: no rows");
   return rows.reduce((a, b) => (b.testAcc > a.testAcc ? b : a));
 }
