@@ -8,7 +8,7 @@
  *
  * Noise policies:
  * - `seeded` (default, seed 0): eps for an image depends only on (seed, image key, t), never on
- *   which other images share its batch, so features are reproducible and cacheable;
+ *   which other images share its batch, so features are reproducible and storable (lib/store);
  * - `fresh`: a new draw on every call, as the paper's code does (torch.randn_like per batch);
  * - `ensemble`: k seeded draws per image, features are the mean of the k pooled vectors. Draw 0 is
  *   the `seeded` draw, so ensemble k=1 equals seeded with the same seed.
@@ -23,7 +23,6 @@ import { NoiseSchedule } from "./diffusion/schedule";
 import type { UNetConfig } from "./unet/config";
 import { parseBlock } from "./unet/blocks";
 import { PoolSpec, poolNHWC, poolGrid, poolLabel } from "./pooling";
-import type { FeatureCache, FeatureSetKey } from "./feature-cache";
 
 // ---------------------------------------------------------------------------------------------
 // Noise policy
@@ -51,7 +50,7 @@ export function checkNoise(noise: NoisePolicy): NoisePolicy {
   }
 }
 
-/** Whether a policy gives deterministic features (which may then be cached). */
+/** Whether a policy gives deterministic features (which may then be stored). */
 export function isCacheable(noise: NoisePolicy): boolean {
   return noise.policy !== "fresh";
 }
@@ -107,17 +106,11 @@ export interface FeatureOptions {
   noise?: NoisePolicy;
   /** Default: guided-diffusion's linear schedule, 1000 steps (the paper's ADM models). */
   schedule?: ScheduleLike;
-  /** Image ids (noise streams and cache keys). Default: indices from `indexOffset`. */
+  /** Image ids (noise streams). Default: indices from `indexOffset`. */
   ids?: (string | number)[];
   indexOffset?: number;
   /** Class labels, for class-conditional models. */
   y?: number[];
-  /** Store/reuse features here (only for cacheable noise policies; needs `ids` and `modelId`). */
-  cache?: FeatureCache;
-  /** Identifies the weights in cache keys (see modelIdOf / checkpointId). */
-  modelId?: string;
-  /** Extra text in cache keys: dataset, preprocessing... */
-  cacheTag?: string;
 }
 
 /** Features of one (block, t): `n` rows of `dim` values (channel-major pooled vectors). */
@@ -263,104 +256,60 @@ export function scheduleId(schedule: ScheduleLike | undefined): string {
   return `${d.alphasCumprod.length}:${h.digest("hex").slice(0, 12)}`;
 }
 
-/** What identifies one (block, t) feature set in a cache. */
-export interface FeatureSetSpec {
-  modelId: string;
-  block: string;
-  t: number;
-  pool: PoolSpec;
-  noise: NoisePolicy;
-  schedule?: ScheduleLike;
-  /** Dataset / preprocessing tag. */
-  tag?: string;
-}
-
-/** Cache key of one (block, t) feature set. */
-export function featureSetKey(s: FeatureSetSpec): FeatureSetKey {
-  return { v: 1, model: s.modelId, block: s.block, t: s.t, pool: poolLabel(s.pool), noise: noiseLabel(s.noise), schedule: scheduleId(s.schedule), tag: s.tag ?? null };
-}
-
 // ---------------------------------------------------------------------------------------------
 // Extraction
+
+/** One block's pooled row for h x w inputs: module, paper number, row length, map and row shapes. */
+export interface BlockRowShape {
+  block: string;
+  number: number;
+  dim: number;
+  mapShape: [number, number, number];
+  rowShape: [number, number, number];
+}
+
+/** Row shapes of each block of a request (blocks resolved, in the order asked, duplicates dropped) for h x w inputs. */
+export function featureShapes(config: UNetConfig, blocks: (number | string)[], pool: PoolSpec | undefined, h: number, w: number): BlockRowShape[] {
+  const seen = new Set<string>();
+  const out: BlockRowShape[] = [];
+  for (const b of blocks) {
+    const spec = parseBlock(config, b);
+    if (seen.has(spec.name)) continue;
+    seen.add(spec.name);
+    const mh = h / spec.outDs; // a block's map is the input size over its downsampling rate
+    const mw = w / spec.outDs;
+    const [rows, cols] = poolGrid(pool ?? { kind: "global" }, mh, mw);
+    out.push({ block: spec.name, number: spec.number, dim: spec.outCh * rows * cols, mapShape: [mh, mw, spec.outCh], rowShape: [spec.outCh, rows, cols] });
+  }
+  return out;
+}
 
 /** Empty result matrices of a request for `n` images of h x w. */
 function emptyBatch(config: UNetConfig, plan: Plan, keys: string[], h: number, w: number): FeatureBatch {
   const n = keys.length;
   const matrices: FeatureMatrix[] = [];
-  for (const b of plan.blocks) {
-    const spec = parseBlock(config, b.name);
-    const mh = h / spec.outDs; // a block's map is the input size over its downsampling rate
-    const mw = w / spec.outDs;
-    const [rows, cols] = poolGrid(plan.pool, mh, mw);
-    const dim = spec.outCh * rows * cols;
+  for (const b of featureShapes(config, plan.blocks.map((x) => x.name), plan.pool, h, w)) {
     for (const t of plan.timesteps) {
-      matrices.push({ block: b.name, number: b.number, t, n, dim, data: new Float32Array(n * dim), mapShape: [mh, mw, spec.outCh], rowShape: [spec.outCh, rows, cols] });
+      matrices.push({ block: b.block, number: b.number, t, n, dim: b.dim, data: new Float32Array(n * b.dim), mapShape: b.mapShape, rowShape: b.rowShape });
     }
   }
   return { n, ids: keys, matrices };
 }
 
-function checkCacheOptions(opts: FeatureOptions, plan: Plan): boolean {
-  if (!opts.cache || !isCacheable(plan.noise)) return false; // `fresh` features are computed, never cached
-  if (!opts.modelId || !opts.ids) throw new Error("features: caching needs `modelId` (which weights) and `ids` (which images)");
-  return true;
-}
-
-function storeOf(opts: FeatureOptions, plan: Plan, m: FeatureMatrix) {
-  const store = opts.cache!.set(featureSetKey({ modelId: opts.modelId!, block: m.block, t: m.t, pool: plan.pool, noise: plan.noise, schedule: opts.schedule, tag: opts.cacheTag }));
-  if (store.dim !== null && store.dim !== m.dim) throw new Error(`feature cache ${store.dir}: rows have ${store.dim} values, ${m.block}@t=${m.t} has ${m.dim}`);
-  return store;
-}
-
-/**
- * Cached part of a request, without computing anything: a batch whose rows are filled where the cache
- * has them, and for each timestep the positions still to compute. Without a cache (or with `fresh`
- * noise), every position is to compute.
- */
-export function lookupCached(config: UNetConfig, opts: FeatureOptions, images: { shape: readonly number[] }): { batch: FeatureBatch; todo: Map<number, number[]> } {
+/** The empty result of a request (checked) for images of `shape`: one zero matrix per (block, t). */
+export function emptyFeatureBatch(config: UNetConfig, opts: FeatureOptions, images: { shape: readonly number[] }): FeatureBatch {
   const plan = resolve(config, opts);
   const [n, h, w] = checkImageShape(config, images.shape);
-  const keys = imageKeys(n, opts);
-  const batch = emptyBatch(config, plan, keys, h, w);
-  const cacheable = checkCacheOptions(opts, plan);
-  const todo = new Map<number, number[]>();
-  for (const t of plan.timesteps) {
-    if (!cacheable) {
-      todo.set(t, keys.map((_, i) => i));
-      continue;
-    }
-    const need = new Set<number>();
-    for (const m of batch.matrices.filter((x) => x.t === t)) {
-      for (const i of storeOf(opts, plan, m).getMany(keys, m.data).missing) need.add(i);
-    }
-    todo.set(t, [...need].sort((a, b) => a - b));
-  }
-  return { batch, todo };
+  return emptyBatch(config, plan, imageKeys(n, opts), h, w);
 }
 
-/** Store rows (all, or those at `positions`) of a batch in the request's cache; no-op when not cacheable. */
-export function storeCached(config: UNetConfig, opts: FeatureOptions, batch: FeatureBatch, positions?: number[]): void {
-  const plan = resolve(config, opts);
-  if (!checkCacheOptions(opts, plan)) return;
-  const at = positions ?? batch.ids.map((_, i) => i);
-  for (const m of batch.matrices) {
-    const store = storeOf(opts, plan, m);
-    for (const i of at) store.put(batch.ids[i], m.data.subarray(i * m.dim, (i + 1) * m.dim));
-  }
-}
-
-/**
- * Features of `images` for every (block, t) asked; rows in image order.
- * With `cache` (and a cacheable noise policy), stored rows are reused and new rows stored.
- */
+/** Features of `images` for every (block, t) asked; rows in image order. */
 export async function extractFeatures(model: FeatureModel, images: tf.Tensor4D | ImageArray, opts: FeatureOptions): Promise<FeatureBatch> {
   const config = model.config;
   const plan = resolve(config, opts);
   const shape = images instanceof tf.Tensor ? images.shape : images.shape;
-  const { batch, todo } = lookupCached(config, opts, { shape });
+  const batch = emptyFeatureBatch(config, opts, { shape });
   const keys = batch.ids;
-  const needed = new Set([...todo.values()].flat());
-  if (needed.size === 0) return batch;
   const { data } = imageData(config, images, opts.ids ? keys : undefined);
   const [, h, w, c] = shape;
   const per = h * w * c;
@@ -369,8 +318,7 @@ export async function extractFeatures(model: FeatureModel, images: tf.Tensor4D |
   const capture = plan.blocks.map((b) => b.name);
 
   for (const t of plan.timesteps) {
-    const idx = todo.get(t)!;
-    if (idx.length === 0) continue;
+    const idx = keys.map((_, i) => i);
     const m = idx.length;
     const mats = batch.matrices.filter((x) => x.t === t);
     const xt = new Float32Array(m * per);
@@ -401,7 +349,6 @@ export async function extractFeatures(model: FeatureModel, images: tf.Tensor4D |
       });
     });
   }
-  storeCached(config, opts, batch, [...needed].sort((a, b) => a - b));
   return batch;
 }
 

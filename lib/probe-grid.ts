@@ -1,19 +1,22 @@
 /**
- * The paper's core measurement as one call: extract pooled features of several U-Net blocks at
- * several timesteps (in worker threads, cached), fit a linear probe on the training split for each
- * (block, t), and report train and test accuracy. Also the raw-pixel baseline.
+ * The paper's core measurement as one call, in the three stages of the feature store: extract pooled
+ * features of several U-Net blocks at several timesteps into the store (worker threads; parts already
+ * stored are skipped), fit a linear probe on the training split of each (block, t) read back from the
+ * store, and score it on the test split. Also the raw-pixel baseline.
  */
-import { FeatureMatrix, ImageArray, NoisePolicy, featureMatrix } from "./features";
-import { FeatureCache } from "./feature-cache";
+import { ImageArray, NoisePolicy } from "./features";
 import { PoolSpec, poolLabel } from "./pooling";
-import { ImageBatch, extractFeaturesParallel } from "./workers/feature-pool";
-import { ModelSource, sourceConfig } from "./workers/model-source";
-import { parseBlock } from "./unet/blocks";
+import { ModelSource } from "./workers/model-source";
 import { Features, LinearProbeOptions, probePredict, trainLinearProbe } from "./heads/linear";
 import { accuracy } from "./metrics";
 import { progress } from "./progress";
+import { workerExtractor } from "./store/extractor";
+import { extractToStore } from "./store/extract";
+import { memorySource } from "./store/images";
+import type { StoreDtype } from "./store/key";
+import { FeatureSet, defaultStoreRoot } from "./store/store";
 
-/** Images with labels and stable ids (noise streams and cache keys follow the ids). */
+/** Images with labels and stable ids (noise streams follow the ids; the store keeps them per row). */
 export interface LabelledImages {
   images: ImageArray;
   labels: Int32Array;
@@ -30,9 +33,15 @@ export interface ProbeGridSpec {
   noise?: NoisePolicy;
   batchSize: number;
   workers?: number;
-  cache?: FeatureCache;
-  /** Extra text in cache keys (dataset, split, preprocessing). */
-  cacheTag?: string;
+  /** Feature-store root folder (default: $DIFFPROBE_STORE or .cache/store). */
+  store?: string;
+  /** Dataset name and preprocessing, part of the store keys ("fashion-mnist", "fmnist-pad32-c1"). */
+  dataset: string;
+  preprocessing: string;
+  /** Storage type of the features (default float32). */
+  dtype?: StoreDtype;
+  /** Rows per store part (default 256). */
+  partRows?: number;
   probe?: Partial<LinearProbeOptions>;
 }
 
@@ -47,22 +56,6 @@ export interface ProbeRow {
   trainAcc: number;
   testAcc: number;
   probeSeconds: number;
-}
-
-/** Cut a labelled image set into batches for the feature workers. */
-export function* imageBatches(set: LabelledImages, batchSize: number): Generator<ImageBatch> {
-  const [n, h, w, c] = set.images.shape;
-  const per = h * w * c;
-  if (set.images.data.length !== n * per) throw new Error(`images hold ${set.images.data.length} values, shape says ${set.images.shape.join("x")}`);
-  if (set.labels.length !== n || set.ids.length !== n) throw new Error(`${n} images but ${set.labels.length} labels and ${set.ids.length} ids`);
-  for (let s = 0; s < n; s += batchSize) {
-    const e = Math.min(n, s + batchSize);
-    yield { images: { data: set.images.data.subarray(s * per, e * per), shape: [e - s, h, w, c] }, ids: set.ids.slice(s, e) };
-  }
-}
-
-function asFeatures(m: FeatureMatrix): Features {
-  return { data: m.data, rows: m.n, dim: m.dim };
 }
 
 /** Fit a probe on `train`, score it on both splits; also the test predictions (for paired comparisons). */
@@ -85,41 +78,55 @@ export async function probeAccuracy(
   };
 }
 
-/** Pooled features of the given blocks and timesteps for both splits (worker threads, the spec's cache). */
-async function gridFeatures(spec: ProbeGridSpec, blocks: number[], timesteps: number[], train: LabelledImages, test: LabelledImages) {
-  const feats = (set: LabelledImages, split: string) =>
-    extractFeaturesParallel(spec.model, imageBatches(set, spec.batchSize), {
-      blocks,
-      timesteps,
-      pool: spec.pool,
-      noise: spec.noise,
-      cache: spec.cache,
-      workers: spec.workers,
-      total: set.labels.length,
-      progress: `${spec.name}: ${split} features`,
-      cacheTag: `${spec.cacheTag ?? ""}|${split}`,
-    });
-  return { train: await feats(train, "train"), test: await feats(test, "test") };
+/** A grid row with the test predictions of its probe (`testPred`, not enumerable: CSV/JSON keep the plain columns). */
+export type GridRow = ProbeRow & { readonly testPred: Int32Array };
+
+function withPredictions(row: ProbeRow, testPred: Int32Array): GridRow {
+  return Object.defineProperty(row, "testPred", { value: testPred, enumerable: false }) as GridRow;
 }
 
-/** Features of every (block, t) for both splits, then one linear probe per (block, t). */
-export async function probeGrid(spec: ProbeGridSpec, train: LabelledImages, test: LabelledImages, numClasses: number): Promise<ProbeRow[]> {
-  const config = sourceConfig(spec.model);
-  const blocks = spec.blocks.map((b) => parseBlock(config, b));
-  const f = await gridFeatures(spec, blocks.map((b) => b.number), spec.timesteps, train, test);
-  const rows: ProbeRow[] = [];
-  const bar = progress({ total: blocks.length * spec.timesteps.length, label: `${spec.name}: linear probes`, unit: "probe" });
+function storeFeatures(set: FeatureSet): Features {
+  return { data: set.matrix(), rows: set.rows, dim: set.dim };
+}
+
+/**
+ * Extract into the store (only what is missing), then one linear probe per (block, t) on features read
+ * from the store. Rows keep their test predictions (`row.testPred`) for paired comparisons.
+ */
+export async function probeGrid(spec: ProbeGridSpec, train: LabelledImages, test: LabelledImages, numClasses: number): Promise<GridRow[]> {
+  const root = spec.store ?? defaultStoreRoot();
+  const extractor = workerExtractor(spec.model, { workers: spec.workers, batchSize: spec.batchSize });
+  const fill = async (set: LabelledImages, split: string) => {
+    checkLabelled(set, split);
+    const images = memorySource({ dataset: spec.dataset, split, preprocessing: spec.preprocessing, images: set.images, ids: set.ids, labels: set.labels });
+    const r = await extractToStore({
+      root, extractor, images, blocks: spec.blocks, timesteps: spec.timesteps, pool: spec.pool, noise: spec.noise ?? { policy: "seeded", seed: 0 },
+      dtype: spec.dtype, partRows: spec.partRows, progress: `${spec.name}: ${split} features`,
+    });
+    return r.sets;
+  };
+  let trainSets: FeatureSet[], testSets: FeatureSet[];
   try {
-    for (const b of blocks) {
-      for (const t of spec.timesteps) {
-        const a = featureMatrix(f.train, b.number, t);
-        const r = await probeAccuracy(asFeatures(a), train.labels, asFeatures(featureMatrix(f.test, b.number, t)), test.labels, numClasses, spec.probe);
-        rows.push({
-          features: spec.name, block: b.number, module: b.name, t, pool: poolLabel(spec.pool), dim: a.dim,
-          trainAcc: r.trainAcc, testAcc: r.testAcc, probeSeconds: r.seconds,
-        });
-        bar.tick(1, { best: Math.max(...rows.map((x) => x.testAcc)) });
-      }
+    trainSets = await fill(train, "train");
+    testSets = await fill(test, "test");
+  } finally {
+    await extractor.close();
+  }
+  const rows: GridRow[] = [];
+  const bar = progress({ total: trainSets.length, label: `${spec.name}: linear probes`, unit: "probe" });
+  try {
+    trainSets.forEach((x, k) => {
+      if (testSets[k].key.module !== x.key.module || testSets[k].key.t !== x.key.t) throw new Error(`probeGrid: train and test sets differ at ${k}`);
+    });
+    for (let k = 0; k < trainSets.length; k++) {
+      const tr = trainSets[k];
+      const te = testSets[k];
+      const r = await probeAccuracy(storeFeatures(tr), tr.labels!, storeFeatures(te), te.labels!, numClasses, spec.probe);
+      rows.push(withPredictions({
+        features: spec.name, block: tr.key.block, module: tr.key.module, t: tr.key.t, pool: poolLabel(spec.pool), dim: tr.dim,
+        trainAcc: r.trainAcc, testAcc: r.testAcc, probeSeconds: r.seconds,
+      }, r.testPred));
+      bar.tick(1, { best: Math.max(...rows.map((x) => x.testAcc)) });
     }
   } finally {
     bar.done();
@@ -127,21 +134,11 @@ export async function probeGrid(spec: ProbeGridSpec, train: LabelledImages, test
   return rows;
 }
 
-/**
- * The test-split predictions behind one row of `probeGrid(spec, ...)`: its features (from the cache
- * when the grid ran with one) and its probe, fit again with the same seeded options. Throws if the
- * refit probe does not reproduce the row's test accuracy (a different spec, data or cache).
- */
-export async function gridRowPredictions(spec: ProbeGridSpec, row: ProbeRow, train: LabelledImages, test: LabelledImages, numClasses: number): Promise<Int32Array> {
-  if (row.t === null) throw new Error(`gridRowPredictions: row "${row.features}" has no timestep (raw pixels? use pixelPredictions)`);
-  const f = await gridFeatures(spec, [row.block], [row.t], train, test);
-  const r = await probeAccuracy(
-    asFeatures(featureMatrix(f.train, row.block, row.t)), train.labels, asFeatures(featureMatrix(f.test, row.block, row.t)), test.labels, numClasses, spec.probe,
-  );
-  if (r.testAcc !== row.testAcc) {
-    throw new Error(`gridRowPredictions: block ${row.block} at t=${row.t} of "${spec.name}" gives test accuracy ${r.testAcc} now, ${row.testAcc} in the row (was the grid run with another spec or data?)`);
-  }
-  return r.testPred;
+function checkLabelled(set: LabelledImages, split: string): void {
+  const n = set.images.shape[0];
+  const per = set.images.shape.slice(1).reduce((a, b) => a * b, 1);
+  if (set.images.data.length !== n * per) throw new Error(`${split}: images hold ${set.images.data.length} values, shape says ${set.images.shape.join("x")}`);
+  if (set.labels.length !== n || set.ids.length !== n) throw new Error(`${split}: ${n} images but ${set.labels.length} labels and ${set.ids.length} ids`);
 }
 
 function pixelFeatures(set: LabelledImages): Features {
@@ -161,7 +158,7 @@ export async function pixelPredictions(train: LabelledImages, test: LabelledImag
 }
 
 /** The row with the best test accuracy. */
-export function bestRow(rows: ProbeRow[]): ProbeRow {
+export function bestRow<R extends ProbeRow>(rows: R[]): R {
   if (rows.length === 0) throw new Error("bestRow: no rows");
   return rows.reduce((a, b) => (b.testAcc > a.testAcc ? b : a));
 }

@@ -9,7 +9,6 @@ import { UNet } from "../lib/unet/model";
 import { extractFeatures, featureMatrix, FeatureModel, imageNoise, qSampleInto, noiseStream, FeatureOptions, concatBatches, scheduleData } from "../lib/features";
 import { NoiseSchedule } from "../lib/diffusion/schedule";
 import { poolNHWC } from "../lib/pooling";
-import { FeatureCache } from "../lib/feature-cache";
 import { readNpy, npyToFloat32 } from "../lib/npy";
 import { sharedOrSkip } from "./helpers/shared";
 import { TINY_FLAGS, testImages } from "./helpers/models";
@@ -266,87 +265,6 @@ describe("features", function () {
       const joined = concatBatches([a, b]);
       assert.deepEqual(joined.ids, ["0", "1", "2"]);
       for (const m of joined.matrices) assert.ok(maxDiff(m.data, featureMatrix(whole, m.block, 7).data) < 1e-5);
-    });
-  });
-
-  describe("feature cache", () => {
-    let dir: string;
-    beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-cache-"))));
-    afterEach(() => FeatureCache.clear(dir));
-
-    it("a rerun reads stored rows instead of running the model; new images only are computed", async () => {
-      const imgs = testImages(4, 32);
-      const ids = ["p", "q", "r", "s"];
-      const o: FeatureOptions = { ...base, blocks: [4, 7], timesteps: [20, 90], ids, modelId: "tiny-random-3", noise: { policy: "seeded", seed: 2 } };
-      const cache = new FeatureCache(dir);
-      const spy = new Spy(model);
-      const first = await extractFeatures(spy, imgs, { ...o, cache });
-      assert.equal(spy.calls.length, 2);
-      const second = await extractFeatures(spy, imgs, { ...o, cache });
-      assert.equal(spy.calls.length, 2, "second call must not run the model");
-      for (const m of first.matrices) assert.equal(maxDiff(m.data, featureMatrix(second, m.block, m.t).data), 0);
-      cache.close();
-
-      // Another process (a new cache object on the same folder): ids q and s are stored, x is new.
-      const cache2 = new FeatureCache(dir);
-      const per = 32 * 32 * 3;
-      const mixed = new Float32Array(3 * per);
-      mixed.set(imgs.data.subarray(per, 2 * per), 0);
-      mixed.set(testImages(1, 32, 9).data, per);
-      mixed.set(imgs.data.subarray(3 * per, 4 * per), 2 * per);
-      spy.calls = [];
-      const third = await extractFeatures(spy, { data: mixed, shape: [3, 32, 32, 3] }, { ...o, ids: ["q", "x", "s"], cache: cache2 });
-      assert.deepEqual(spy.calls.map((c) => c.batch), [1, 1], "only image x is computed, once per timestep");
-      for (const m of third.matrices) {
-        const f = featureMatrix(first, m.block, m.t);
-        assert.equal(maxDiff(rows(m, 0), rows(f, 1)), 0);
-        assert.equal(maxDiff(rows(m, 2), rows(f, 3)), 0);
-      }
-      // A different pool, seed or schedule is another feature set.
-      spy.calls = [];
-      await extractFeatures(spy, imgs, { ...o, cache: cache2, pool: { kind: "global" } });
-      await extractFeatures(spy, imgs, { ...o, cache: cache2, noise: { policy: "seeded", seed: 3 } });
-      await extractFeatures(spy, imgs, { ...o, cache: cache2, schedule: NoiseSchedule.named("cosine", 1000) });
-      assert.equal(spy.calls.length, 6);
-      cache2.close();
-    });
-
-    it("fresh noise is never cached; caching needs ids and a model id", async () => {
-      const imgs = testImages(2, 32);
-      const cache = new FeatureCache(dir);
-      const spy = new Spy(model);
-      const o: FeatureOptions = { ...base, blocks: [4], timesteps: [20], ids: ["a", "b"], modelId: "m", cache, noise: { policy: "fresh" } };
-      await extractFeatures(spy, imgs, o);
-      await extractFeatures(spy, imgs, o);
-      assert.equal(spy.calls.length, 2);
-      assert.deepEqual(fs.readdirSync(dir), []);
-      await assert.rejects(extractFeatures(model, imgs, { ...base, blocks: [4], timesteps: [20], cache }), /caching needs `modelId`.*and `ids`/);
-      cache.close();
-    });
-
-    it("survives a torn write: a row without index line and a half index line are dropped", () => {
-      const key = { model: "m", block: "output_blocks.4", t: 90, pool: "adaptive2x2", noise: "seeded:0" };
-      const cache = new FeatureCache(dir);
-      const store = cache.set(key);
-      store.put("a", Float32Array.from([1, 2, 3]));
-      store.put("b", Float32Array.from([4, 5, 6]));
-      store.put("a", Float32Array.from([9, 9, 9])); // already there: ignored
-      assert.throws(() => store.put("c", Float32Array.from([1, 2])), /row for "c" has 2 values, the set has 3/);
-      cache.close();
-      fs.appendFileSync(path.join(store.dir, "data.f32"), Buffer.alloc(12 + 5)); // a row and a half, no index
-      fs.appendFileSync(path.join(store.dir, "index.jsonl"), '"c'); // torn line
-      const again = new FeatureCache(dir).set(key);
-      assert.equal(again.size, 2);
-      assert.deepEqual(Array.from(again.get("a")!), [1, 2, 3]);
-      assert.deepEqual(Array.from(again.get("b")!), [4, 5, 6]);
-      assert.equal(again.get("c"), null);
-      assert.equal(fs.statSync(path.join(again.dir, "data.f32")).size, 24);
-      again.put("c", Float32Array.from([7, 8, 9]));
-      const { data, missing } = again.getMany(["c", "zz", "a"]);
-      assert.deepEqual(missing, [1]);
-      assert.deepEqual(Array.from(data!.subarray(0, 3)), [7, 8, 9]);
-      assert.deepEqual(Array.from(data!.subarray(6, 9)), [1, 2, 3]);
-      again.close();
     });
   });
 });

@@ -3,9 +3,9 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { selectBackend } from "../lib/backend";
-import { imageBatches, pixelBaseline, probeGrid, bestRow, gridRowPredictions, pixelPredictions, LabelledImages } from "../lib/probe-grid";
+import { pixelBaseline, probeGrid, bestRow, pixelPredictions, LabelledImages, ProbeGridSpec } from "../lib/probe-grid";
 import { accuracy } from "../lib/metrics";
-import { FeatureCache } from "../lib/feature-cache";
+import { FeatureSet } from "../lib/store/store";
 import { Rng } from "../lib/diffusion/rng";
 
 const TINY = {
@@ -34,20 +34,12 @@ describe("probe grid", function () {
     await selectBackend("wasm");
   });
 
-  it("cuts a labelled set into batches with their ids, and names a size mismatch", () => {
-    const set = stripes(5, 1, 0);
-    const batches = [...imageBatches(set, 2)];
-    assert.deepEqual(batches.map((b) => (b.images as { shape: number[] }).shape[0]), [2, 2, 1]);
-    assert.deepEqual(batches[2].ids, ["img4"]);
-    assert.throws(() => [...imageBatches({ ...set, labels: set.labels.slice(1) }, 2)], /5 images but 4 labels and 5 ids/);
-  });
-
-  it("probes every (block, t) and reuses cached features on a rerun", async function () {
+  it("probes every (block, t) from the store; a rerun reads the stored features instead of recomputing them", async function () {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), "probe-grid-"));
     try {
       const train = stripes(48, 1, 0);
       const test = stripes(24, 2, 1000);
-      const spec = {
+      const spec: ProbeGridSpec = {
         name: "random init",
         model: { config: TINY, seed: 3 },
         blocks: [2, "middle_block"],
@@ -55,28 +47,44 @@ describe("probe grid", function () {
         pool: { kind: "global" as const },
         batchSize: 16,
         workers: 1,
-        cache: new FeatureCache(root),
-        cacheTag: "stripes",
+        store: root,
+        dataset: "stripes",
+        preprocessing: "synthetic-16",
+        partRows: 20,
         probe: { epochs: 40, learningRate: 1e-2 },
       };
+      await assert.rejects(probeGrid(spec, { ...train, labels: train.labels.slice(1) }, test, 2), /train: 48 images but 47 labels and 48 ids/);
       const rows = await probeGrid(spec, train, test, 2);
       assert.deepEqual(rows.map((r) => `${r.block}/${r.module}@${r.t}`), ["2/input_blocks.1@0", "2/input_blocks.1@200", "5/middle_block@0", "5/middle_block@200"]);
       for (const r of rows) {
         assert.equal(r.features, "random init");
         assert.ok(r.dim === 32 || r.dim === 64, `dim ${r.dim}`);
         assert.ok(r.trainAcc >= 0 && r.trainAcc <= 1 && r.testAcc >= 0 && r.testAcc <= 1);
+        // the row keeps its probe's test predictions; CSV/JSON see only the plain columns
+        assert.equal(r.testPred.length, 24);
+        assert.equal(accuracy(r.testPred, test.labels), r.testAcc);
+        assert.ok(!("testPred" in JSON.parse(JSON.stringify(r))));
       }
       assert.ok(bestRow(rows).testAcc > 0.7, `best ${JSON.stringify(bestRow(rows))}`);
-      const files = fs.readdirSync(root);
-      assert.ok(files.length > 0, "nothing was cached");
+      // 2 blocks x 2 timesteps x 2 splits, complete: 48 train rows in 3 parts, 24 test rows in 2
+      const sets = fs.readdirSync(root).map((d) => FeatureSet.open(path.join(root, d)));
+      assert.equal(sets.length, 8);
+      for (const s of sets) {
+        assert.ok(s.complete());
+        assert.equal(s.parts, s.key.split === "train" ? 3 : 2);
+      }
+      // Overwrite every stored training row with the same values (valid parts): a grid that reads the
+      // store now sees features that cannot separate anything (train accuracy 0.5 on balanced labels);
+      // one that recomputed, or kept features elsewhere, would still score as before.
+      for (const s of sets.filter((x) => x.key.split === "train")) {
+        for (let p = 0; p < s.parts; p++) {
+          const [a, b] = s.partRange(p);
+          s.writePart(p, new Float32Array((b - a) * s.dim).fill(0.25));
+        }
+      }
       const again = await probeGrid(spec, train, test, 2);
-      assert.deepEqual(again.map((r) => r.testAcc), rows.map((r) => r.testAcc));
-      // The predictions behind a row: cached features, the same probe; a row they do not reproduce is caught.
-      const best = bestRow(rows);
-      const pred = await gridRowPredictions(spec, best, train, test, 2);
-      assert.equal(pred.length, 24);
-      assert.equal(accuracy(pred, test.labels), best.testAcc);
-      await assert.rejects(gridRowPredictions(spec, { ...best, testAcc: best.testAcc - 0.25 }, train, test, 2), /gives test accuracy .* in the row/);
+      assert.deepEqual(again.map((r) => r.trainAcc), [0.5, 0.5, 0.5, 0.5]);
+      assert.ok(rows.some((r) => r.trainAcc > 0.9), "the first run separated the training set");
     } finally {
       fs.rmSync(root, { recursive: true, force: true });
     }

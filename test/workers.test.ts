@@ -6,8 +6,7 @@ import * as fs from "fs";
 import * as os from "os";
 import { FeaturePool, PoolExtractOptions, extractFeaturesParallel } from "../lib/workers/feature-pool";
 import { sourceConfig } from "../lib/workers/model-source";
-import { extractFeatures, concatBatches, featureMatrix, featureSetKey, FeatureBatch } from "../lib/features";
-import { FeatureCache } from "../lib/feature-cache";
+import { extractFeatures, concatBatches, featureMatrix, FeatureBatch } from "../lib/features";
 import { selectBackend } from "../lib/backend";
 import { UNet } from "../lib/unet/model";
 import { NoiseSchedule } from "../lib/diffusion/schedule";
@@ -195,87 +194,38 @@ describe("feature pool (tiny U-Net, 2 wasm workers)", function () {
     for (const m of all.matrices) assert.equal(maxAbsDiff(m.data, featureMatrix(reference, m.block, m.t).data), 0, `${m.block}@${m.t}`);
   });
 
-  it("a bad image rejects naming its batch and image; earlier batches arrive, finished ones stay in the cache", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-pool-"));
-    const cache = new FeatureCache(dir);
-    try {
-      const input = batches().map((b, i) => ({ ...b, ids: [0, 1, 2].map((k) => `img${3 * i + k}`) }));
-      input[2].images.data[1 * 32 * 32 * 3 + 5] = 7; // image img7
-      const got: string[] = [];
-      await assert.rejects(
-        (async () => {
-          for await (const b of pool.extract(input, { ...opts, cache })) got.push(...b.ids);
-        })(),
-        (e: unknown) => {
-          assert.ok(e instanceof TaskError);
-          assert.match(e.message, /^batch 2 \(images 6-8, ids img6..img8\) failed in feature worker [01]: image 1 \(id "img7"\): value 7 at position 5 is outside \[-1, 1\]/);
-          return true;
-        },
-      );
-      assert.deepEqual(got, ["img0", "img1", "img2", "img3", "img4", "img5"]);
-      // Everything computed is stored: at least batches 0, 1 (and 3 when it finished beside batch 2).
-      const store = cache.set(featureSetKey({ modelId: pool.modelId, block: "input_blocks.3", t: 30, pool: opts.pool!, noise: { policy: "seeded", seed: 0 }, schedule: opts.schedule }));
-      for (const id of got) assert.ok(store.has(id), `${id} cached`);
-      assert.ok(!store.has("img7"));
-      // A rerun with the image fixed resumes: cached batches come from the cache, in order.
-      input[2].images.data[1 * 32 * 32 * 3 + 5] = 0.5;
-      const rerun = await pool.extractAll(input, { ...opts, cache });
-      assert.equal(rerun.n, 15);
-      assert.deepEqual(rerun.ids.slice(0, 4), ["img0", "img1", "img2", "img3"]);
-      const m = featureMatrix(rerun, "input_blocks.3", 200);
-      const ref = featureMatrix(reference, "input_blocks.3", 200);
-      // Noise keys are the ids here (not the indices), so compare with a cache-free run over the same ids.
-      const direct = await pool.extractAll(input, opts);
-      assert.equal(maxAbsDiff(m.data, featureMatrix(direct, "input_blocks.3", 200).data), 0);
-      assert.ok(maxAbsDiff(m.data, ref.data) > 0);
-    } finally {
-      cache.close();
-      FeatureCache.clear(dir);
-    }
+  it("a bad image rejects naming its batch and image; earlier batches arrive", async () => {
+    const input = batches().map((b, i) => ({ ...b, ids: [0, 1, 2].map((k) => `img${3 * i + k}`) }));
+    input[2].images.data[1 * 32 * 32 * 3 + 5] = 7; // image img7
+    const got: string[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const b of pool.extract(input, opts)) got.push(...b.ids);
+      })(),
+      (e: unknown) => {
+        assert.ok(e instanceof TaskError);
+        assert.match(e.message, /^batch 2 \(images 6-8, ids img6..img8\) failed in feature worker [01]: image 1 \(id "img7"\): value 7 at position 5 is outside \[-1, 1\]/);
+        return true;
+      },
+    );
+    assert.deepEqual(got, ["img0", "img1", "img2", "img3", "img4", "img5"]);
   });
 
-  /** Run `fn` with a feature cache in a fresh temporary folder, removed afterwards. */
-  async function withTempCache(fn: (cache: FeatureCache) => Promise<void>): Promise<void> {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-pool-"));
-    const cache = new FeatureCache(dir);
+  it("an on-demand pool starts no worker for an empty input, and starts them at the first batch", async () => {
+    const lazy = FeaturePool.onDemand({ model: source, workers: 1, progress: false });
     try {
-      await fn(cache);
+      const none = await lazy.extractAll([], opts);
+      assert.equal(none.n, 0);
+      assert.equal(lazy.started, false);
+      assert.equal(lazy.workers, 0);
+      const more = await lazy.extractAll(batches(), opts);
+      assert.equal(lazy.started, true);
+      assert.equal(lazy.workers, 1);
+      for (const m of more.matrices) assert.equal(maxAbsDiff(m.data, featureMatrix(reference, m.block, m.t).data), 0);
     } finally {
-      cache.close();
-      FeatureCache.clear(dir);
+      await lazy.close();
     }
-  }
-
-  it("a fully cached input needs no worker at all", () =>
-    withTempCache(async (cache) => {
-      const other = await FeaturePool.start({ model: source, workers: 1, progress: false });
-      try {
-        const first = await other.extractAll(batches(), { ...opts, cache });
-        await other.close(); // from here on, any job sent to a worker would fail
-        const second = await other.extractAll(batches(), { ...opts, cache });
-        for (const m of second.matrices) assert.equal(maxAbsDiff(m.data, featureMatrix(first, m.block, m.t).data), 0);
-      } finally {
-        await other.close();
-      }
-    }));
-
-  it("an on-demand pool starts no worker for a cached input, and starts them at the first uncached image", () =>
-    withTempCache(async (cache) => {
-      const lazy = FeaturePool.onDemand({ model: source, workers: 1, progress: false });
-      try {
-        const first = await pool.extractAll(batches().slice(0, 2), { ...opts, cache });
-        const again = await lazy.extractAll(batches().slice(0, 2), { ...opts, cache });
-        assert.equal(lazy.started, false);
-        assert.equal(lazy.workers, 0);
-        for (const m of again.matrices) assert.equal(maxAbsDiff(m.data, featureMatrix(first, m.block, m.t).data), 0);
-        const more = await lazy.extractAll(batches(), { ...opts, cache }); // batches 2-4 are new
-        assert.equal(lazy.started, true);
-        assert.equal(lazy.workers, 1);
-        for (const m of more.matrices) assert.equal(maxAbsDiff(m.data, featureMatrix(reference, m.block, m.t).data), 0);
-      } finally {
-        await lazy.close();
-      }
-    }));
+  });
 
   it("an on-demand pool reports a start-up failure from extract", async () => {
     const lazy = FeaturePool.onDemand({ model: { config: TINY_FLAGS, checkpoint: "/nonexistent/model.pt" }, workers: 1, progress: false });

@@ -10,10 +10,9 @@
  *
  * Memory: at most `window` batches (default two per worker) are taken from the source and not yet
  * handed back, so images are read no faster than the workers use them. Progress (rate, ETA) is shown
- * in the terminal, the notebook or the log. With a cache, the main thread serves stored rows, sends
- * only the missing images to the workers, and stores each result as soon as it arrives, so a failure
- * (a bad image in batch 7) loses nothing that was computed: the error names the batch and the image,
- * and a rerun resumes from the cache.
+ * in the terminal, the notebook or the log. A failing batch (a bad image in batch 7) rejects with an
+ * error naming the batch and the image, after every earlier batch has been yielded. Features that must
+ * survive the process go to the feature store (lib/store), which is filled part by part.
  */
 import * as fs from "fs";
 import * as os from "os";
@@ -22,7 +21,7 @@ import * as tf from "@tensorflow/tfjs";
 import { Job, WorkerPool, defaultWorkerCount } from "./pool";
 import { ModelSource, sourceConfig, modelIdOf } from "./model-source";
 import type { FeatureTask, FeatureWorkerInit, FeatureWorkerInfo } from "./feature-worker";
-import { FeatureBatch, FeatureOptions, ImageArray, lookupCached, storeCached, concatBatches, checkImageShape, scheduleData } from "../features";
+import { FeatureBatch, FeatureOptions, ImageArray, emptyFeatureBatch, concatBatches, checkImageShape, scheduleData } from "../features";
 import { parameterCount } from "../unet/parameters";
 import type { UNetConfig } from "../unet/config";
 import { progress, Progress } from "../progress";
@@ -103,8 +102,8 @@ export class FeaturePool {
   }
 
   /**
-   * A pool whose workers start only when the first image that is not in the cache reaches them: a
-   * fully cached extraction loads no model at all. Start-up errors surface from `extract`.
+   * A pool whose workers start only when the first batch reaches them: a caller that turns out to have
+   * nothing to compute (a complete feature store) loads no model at all. Start-up errors surface from `extract`.
    */
   static onDemand(opts: FeaturePoolOptions): FeaturePool {
     return new FeaturePool(opts);
@@ -150,7 +149,7 @@ export class FeaturePool {
     return this.pool ? (this.pool.infos as FeatureWorkerInfo[]) : [];
   }
 
-  /** Identity of the weights for cache keys (computed once). */
+  /** Identity of the weights for feature-store keys (computed once). */
   get modelId(): string {
     return (this.modelIdCache ??= modelIdOf(this.source));
   }
@@ -161,7 +160,7 @@ export class FeaturePool {
    */
   async *extract(batches: Iterable<ImageBatch> | AsyncIterable<ImageBatch>, opts: PoolExtractOptions): AsyncGenerator<FeatureBatch, void, undefined> {
     const config = this.config;
-    const base: FeatureOptions = { ...opts, modelId: opts.cache ? opts.modelId ?? this.modelId : opts.modelId };
+    const base: FeatureOptions = { ...opts };
     const taskOptions: FeatureTask["options"] = {
       blocks: opts.blocks,
       timesteps: opts.timesteps,
@@ -171,15 +170,9 @@ export class FeaturePool {
     };
     const total = opts.total ?? (Array.isArray(batches) ? (batches as ImageBatch[]).reduce((s, b) => s + toShape(b.images)[0], 0) : 0);
     const bar: Progress | null = opts.progress === false ? null : progress({ total, label: typeof opts.progress === "string" ? opts.progress : "features", unit: "img" });
-    let cached = 0;
 
-    /** Batches taken from the input, in order, waiting for their worker result (if any). */
-    interface Entry {
-      batch: FeatureBatch;
-      /** Positions sent to a worker, and per timestep the positions whose rows it fills; null: complete. */
-      sent: { positions: number[]; todo: Map<number, number[]> } | null;
-    }
-    const fifo: Entry[] = [];
+    /** Batches taken from the input, in order, waiting for their worker result. */
+    const fifo: FeatureBatch[] = [];
 
     async function* jobs(): AsyncGenerator<Job<FeatureTask>, void, undefined> {
       let offset = 0;
@@ -192,26 +185,15 @@ export class FeaturePool {
         const label = `batch ${number} (images ${offset}-${offset + n - 1}${input.ids ? `, ids ${ids[0]}..${ids[n - 1]}` : ""})`;
         number++;
         offset += n;
-        const { batch, todo } = lookupCached(config, { ...base, ids, y: input.y }, img);
-        const positions = [...new Set([...todo.values()].flat())].sort((a, b) => a - b);
-        if (positions.length < n) {
-          cached += n - positions.length;
-          bar?.tick(n - positions.length, { cached });
-        }
-        if (positions.length === 0) {
-          fifo.push({ batch, sent: null });
-          continue;
-        }
-        const per = h * w * c;
-        const data = new Float32Array(positions.length * per);
-        positions.forEach((p, j) => data.set(img.data.subarray(p * per, (p + 1) * per), j * per));
-        fifo.push({ batch, sent: { positions, todo } });
+        const batch = emptyFeatureBatch(config, { ...base, ids, y: input.y }, img);
+        const data = Float32Array.from(img.data.subarray(0, n * h * w * c));
+        fifo.push(batch);
         yield {
           task: {
             data,
-            shape: [positions.length, h, w, c] as [number, number, number, number],
-            ids: positions.map((p) => ids[p]),
-            y: input.y ? positions.map((p) => input.y![p]) : undefined,
+            shape: [n, h, w, c] as [number, number, number, number],
+            ids,
+            y: input.y,
             options: taskOptions,
           },
           transfer: [data.buffer as ArrayBuffer],
@@ -221,16 +203,14 @@ export class FeaturePool {
     }
 
     const onResult = (r: FeatureBatch) => {
-      storeCached(config, { ...base, ids: r.ids }, r); // kept even if a later batch fails
       bar?.tick(r.n);
     };
 
     let failed = true;
     try {
-      // Serve the cached prefix without workers; start them (if not yet) at the first image they must compute.
+      // Start the workers (if not yet) when the first batch arrives.
       const pending = jobs();
       const first = await pending.next();
-      while (fifo.length > 0 && fifo[0].sent === null) yield fifo.shift()!.batch;
       if (first.done) {
         failed = false;
         return;
@@ -242,15 +222,13 @@ export class FeaturePool {
         yield* pending;
       }
       for await (const result of pool.map(all(), { window: opts.window, onResult })) {
-        while (fifo.length > 0 && fifo[0].sent === null) yield fifo.shift()!.batch;
-        const entry = fifo.shift()!;
-        mergeRows(entry.batch, result, entry.sent!.positions, entry.sent!.todo);
-        yield entry.batch;
+        const batch = fifo.shift()!;
+        mergeRows(batch, result);
+        yield batch;
       }
-      while (fifo.length > 0) yield fifo.shift()!.batch;
       failed = false;
     } finally {
-      bar?.done(failed ? { stopped: "error or early exit" } : cached ? { cached } : undefined);
+      bar?.done(failed ? { stopped: "error or early exit" } : undefined);
     }
   }
 
@@ -273,21 +251,18 @@ function toShape(images: tf.Tensor4D | ImageArray): number[] {
   return images instanceof tf.Tensor ? images.shape : images.shape;
 }
 
-/** Copy a worker's rows (sub-batch order) into the full batch at `positions`, only where `todo` says. */
-function mergeRows(into: FeatureBatch, from: FeatureBatch, positions: number[], todo: Map<number, number[]>): void {
+/** Copy a worker's rows into the batch made for its input (checking that every (block, t) came back). */
+function mergeRows(into: FeatureBatch, from: FeatureBatch): void {
   for (const m of into.matrices) {
     const src = from.matrices.find((x) => x.block === m.block && x.t === m.t);
-    if (!src || src.dim !== m.dim) throw new Error(`worker result lacks ${m.block}@t=${m.t} (dim ${m.dim})`);
-    const need = new Set(todo.get(m.t) ?? positions);
-    positions.forEach((p, j) => {
-      if (need.has(p)) m.data.set(src.data.subarray(j * m.dim, (j + 1) * m.dim), p * m.dim);
-    });
+    if (!src || src.dim !== m.dim || src.n !== m.n) throw new Error(`worker result lacks ${m.block}@t=${m.t} (dim ${m.dim}, ${m.n} rows)`);
+    m.data.set(src.data);
   }
 }
 
 /**
  * Extract the features of every batch on a pool of its own, closed at the end (also on error). The
- * workers start only if some image is not in the cache.
+ * workers start only if the input holds a batch.
  * `opts.workers` / `opts.backend` configure the pool.
  */
 export async function extractFeaturesParallel(
