@@ -14,7 +14,7 @@ import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { loadStateDict } from "../checkpoint/index";
 import { npyToFloat32, NpyArray, readNpy } from "../npy";
-import { relError, ReferenceLine } from "../unet/reference";
+import { formatLine, relError, ReferenceLine } from "../unet/reference";
 import { configFromManifest, NetConfig, netFromStateDict } from "./load";
 
 export interface NetReferenceOptions {
@@ -145,4 +145,26 @@ export function describeNet(n: NetConfig): string {
   }
   const c = n.config;
   return `VisionTransformer image ${c.imageSize}, patch ${c.patchSize}, ${c.numLayers} layers, ${c.numHeads} heads, hidden ${c.hiddenDim}, mlp ${c.mlpDim}, ${c.numClasses ?? "no"} classes`;
+}
+
+/**
+ * The check-reference CLI's report for one torchvision folder: one line per tensor, a summary, and the exit
+ * status (0 all passed, 1 some tensor failed, 2 the comparison could not run).
+ */
+export async function runTorchvisionCheck(folder: string, opts: { tol?: number; log?: (s: string) => void; error?: (s: string) => void } = {}): Promise<number> {
+  const log = opts.log ?? ((s: string) => console.log(s));
+  const error = opts.error ?? ((s: string) => console.error(s));
+  try {
+    const r = await checkTorchvisionFolder(folder, { tol: opts.tol, onLine: (l) => log(formatLine(l)) });
+    const fails = r.lines.filter((l) => l.status === "FAIL").length;
+    const passes = r.lines.filter((l) => l.status === "PASS").length;
+    const worst = Math.max(...r.lines.filter((l) => l.rel !== undefined).map((l) => l.rel!));
+    log(`network: ${describeNet(r.net)}, ${r.parameters.toLocaleString("en-US")} parameters`);
+    log(`load ${r.loadMs} ms, forward ${r.forwardMs} ms; worst float32 rel ${Number.isFinite(worst) ? worst.toExponential(2) : "n/a"}`);
+    log(fails === 0 ? `ALL PASS (${passes} tensors)` : `${fails} FAILED, ${passes} passed`);
+    return fails ? 1 : 0;
+  } catch (e) {
+    error(`ERROR: ${(e as Error).message}`);
+    return 2;
+  }
 }
