@@ -13,7 +13,7 @@ import { choiceOption, parseCommandLine, runCommand, UsageError } from "./cli";
 const USAGE = `usage: download-networks [--root <dir>] [--list] [--all] [--no-check] [--progress tty|log|silent] [name ...]
   --root <dir>   where the files go (default ./models/networks)
   --list         list the published networks (URL, published checksum) and exit
-  --all          every network in the list (about 1.7 GB)
+  --all          every network in the list
   --no-check     do not load each file to check that its keys map onto the torchvision network
   names          e.g. resnet50-supervised dino-vit_b_16 (see --list)
 Downloads resume after an interruption (rerun the command); a finished file gets a <file>.sha256 sidecar.
@@ -34,7 +34,7 @@ async function run(): Promise<number> {
   if (values.list) {
     for (const p of PUBLISHED_NETS) {
       const sum = p.checksum ? `${p.checksum.algorithm} ${p.checksum.prefix}... (${p.checksum.source})` : "none published";
-      console.log(`${p.name.padEnd(20)} ${p.preset.padEnd(9)} ${p.approxSize.padStart(7)}  ${p.title}\n${"".padEnd(21)}${p.url}\n${"".padEnd(21)}checksum: ${sum}`);
+      console.log(`${p.name.padEnd(20)} ${p.preset.padEnd(9)} ${(p.approxSize ?? "size ?").padStart(8)}  ${p.title}\n${"".padEnd(21)}${p.url}\n${"".padEnd(21)}checksum: ${sum}`);
     }
     return 0;
   }

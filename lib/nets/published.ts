@@ -32,7 +32,8 @@ export interface PublishedNet {
   /** File name under the networks folder. */
   file: string;
   checksum: DigestPrefix | null;
-  approxSize: string;
+  /** Size for messages, where the publisher gives one (torchvision's `_file_size`); else absent. */
+  approxSize?: string;
   /** Where the URL and key layout come from. */
   reference: string;
   /**
@@ -107,7 +108,7 @@ export const PUBLISHED_NETS: PublishedNet[] = [
     url: "https://download.pytorch.org/models/resnet50-0676ba61.pth",
     file: "resnet50-0676ba61.pth",
     checksum: { algorithm: "sha256", prefix: "0676ba61", source: "torchvision file name (torch.hub check_hash)" },
-    approxSize: "98 MB",
+    approxSize: "97.8 MB",
     reference: "torchvision.models.ResNet50_Weights.IMAGENET1K_V1",
     mapKey: (k) => (isResnetKey(k) ? k : undefined),
   },
@@ -119,7 +120,6 @@ export const PUBLISHED_NETS: PublishedNet[] = [
     url: "https://download.pytorch.org/models/vit_b_16-c867db91.pth",
     file: "vit_b_16-c867db91.pth",
     checksum: { algorithm: "sha256", prefix: "c867db91", source: "torchvision file name (torch.hub check_hash)" },
-    approxSize: "330 MB",
     reference: "torchvision.models.ViT_B_16_Weights.IMAGENET1K_V1",
     mapKey: (k) => (isVitKey(k) ? k : undefined),
   },
@@ -131,7 +131,6 @@ export const PUBLISHED_NETS: PublishedNet[] = [
     url: `${DL}/deepcluster/swav_800ep_pretrain.pth.tar`,
     file: "swav_800ep_pretrain.pth.tar",
     checksum: null,
-    approxSize: "110 MB",
     reference: "facebookresearch/swav hubconf.py resnet50 (strips \"module.\"; projection_head and prototypes are not part of the ResNet)",
     mapKey: (k) => {
       const s = k.replace(/^module\./, "");
@@ -147,7 +146,6 @@ export const PUBLISHED_NETS: PublishedNet[] = [
     url: `${DL}/moco/moco_checkpoints/moco_v2_800ep/moco_v2_800ep_pretrain.pth.tar`,
     file: "moco_v2_800ep_pretrain.pth.tar",
     checksum: { algorithm: "md5", prefix: "a04e12f8", source: "facebookresearch/moco README, Models table" },
-    approxSize: "400 MB",
     reference: "facebookresearch/moco README and main_lincls.py (keeps module.encoder_q.*, drops its fc MLP head)",
     mapKey: (k) => {
       if (/^module\.(encoder_k\.|queue$|queue_ptr$)/.test(k)) return null;
@@ -163,7 +161,6 @@ export const PUBLISHED_NETS: PublishedNet[] = [
     url: `${DL}/dino/dino_resnet50_pretrain/dino_resnet50_pretrain.pth`,
     file: "dino_resnet50_pretrain.pth",
     checksum: null,
-    approxSize: "90 MB",
     reference: "facebookresearch/dino hubconf.py dino_resnet50 (torchvision names, fc replaced by Identity)",
     mapKey: resnetBackbone,
   },
@@ -175,7 +172,6 @@ export const PUBLISHED_NETS: PublishedNet[] = [
     url: `${DL}/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth`,
     file: "dino_vitbase16_pretrain.pth",
     checksum: null,
-    approxSize: "330 MB",
     reference: "facebookresearch/dino hubconf.py dino_vitb16 and vision_transformer.py (timm-style names, LayerNorm eps 1e-6, no head)",
     mapKey: (k) => (/^head\./.test(k) ? null : timmVitKey(k)),
   },
@@ -187,7 +183,6 @@ export const PUBLISHED_NETS: PublishedNet[] = [
     url: `${DL}/mae/pretrain/mae_pretrain_vit_base.pth`,
     file: "mae_pretrain_vit_base.pth",
     checksum: { algorithm: "md5", prefix: "8cad7c", source: "facebookresearch/mae README, pre-trained checkpoints table" },
-    approxSize: "330 MB",
     reference: "facebookresearch/mae README and models_vit.py (timm names under \"model\"; LayerNorm eps 1e-6)",
     mapKey: (k) => (/^(head|fc_norm|decoder_\w+|mask_token)(\.|$)/.test(k) ? null : timmVitKey(k)),
   },
