@@ -4,7 +4,8 @@
  *   npm run check-reference -- <folder> [<folder> ...] [--engine auto|ort|tfjs] [--backend wasm|cpu|...] [--tol 1e-5] [--schedule-tol 1e-12]
  *
  * The folder layout is that of ../shared/fixtures/guided-diffusion/<config>/ (manifest.json, model.pt,
- * x_t.npy, t.npy, [y.npy], activations as .npy). Prints one line per tensor with its error and
+ * x_t.npy, t.npy, [y.npy], activations as .npy), or ../shared/fixtures/torchvision/<config>/ (manifest
+ * "family": "torchvision"). Prints one line per tensor with its error and
  * PASS/FAIL. Exit status: 0 all passed, 1 some tensor failed, 2 the comparison could not run (bad
  * arguments, missing manifest / checkpoint / input, checkpoint not matching the manifest's config).
  */
@@ -12,6 +13,7 @@ import * as tf from "@tensorflow/tfjs";
 import { selectBackend } from "../lib/backend";
 import { chooseEngine } from "../lib/engines/engine";
 import { checkReferenceFolder, formatLine } from "../lib/unet/reference";
+import { isTorchvisionFolder, runTorchvisionCheck } from "../lib/nets/reference";
 import { parameterCount } from "../lib/unet/parameters";
 import { numberOption, parseCommandLine, runCommand } from "./cli";
 
@@ -41,6 +43,11 @@ async function main(): Promise<number> {
   let status = 0;
   for (const folder of folders) {
     console.log(`\n== ${folder}`);
+    if (isTorchvisionFolder(folder)) {
+      // manifest "family": "torchvision" (ResNet / VisionTransformer, ../shared/fixtures/torchvision): 0, 1 or 2 as below.
+      status = Math.max(status, await runTorchvisionCheck(folder, { tol }));
+      continue;
+    }
     try {
       const report = await checkReferenceFolder(folder, {
         tol,
