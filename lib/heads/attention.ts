@@ -32,8 +32,11 @@ export const LAYER_NORM_EPS = 1e-5;
 
 /** LayerNorm over `axes` with affine gamma, beta (broadcast over the other axes). */
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, axes: number[]): tf.Tensor {
-  const { mean, variance } = tf.moments(x, axes, true);
-  return x.sub(mean).mul(tf.rsqrt(variance.add(LAYER_NORM_EPS))).mul(gamma).add(beta);
+  // Written with sub/square/mean rather than tf.moments, whose squaredDifference gradient does not
+  // reduce over broadcast axes in tfjs 4.22.
+  const centred = x.sub(x.mean(axes, true));
+  const variance = centred.square().mean(axes, true);
+  return centred.mul(tf.rsqrt(variance.add(LAYER_NORM_EPS))).mul(gamma).add(beta);
 }
 
 /** Exact GELU: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)). */

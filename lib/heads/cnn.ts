@@ -4,12 +4,12 @@
  *   [C, H, W] block map
  *   -> optional adaptive average pooling to prePool x prePool (lighter compute; null keeps the map)
  *   -> 1x1 conv C -> width, ReLU                       (channel reduction)
- *   -> depth x [3x3 conv width -> width, stride 2, "same" padding, ReLU]   (spatial mixing, halving H, W)
+ *   -> depth x [3x3 conv width -> width, stride 2, TensorFlow "same" padding, ReLU] (halving H, W)
  *   -> global average pool -> dense width -> K
  *
  * Parameters (params.ts cnnParams): C*w + w + depth*(9w^2 + w) + w*K + K. The size knob is `width`
  * (and `depth`): on the paper's 1024 x 16 x 16 map with 1000 classes and depth 2, width 256 gives
- * 1.70M, 384 3.36M, 512 5.77M, 768 12.42M, 1024 20.95M, 1536 45.61M, 1792 61.39M, 1856 65.79M, covering
+ * 1.70M, 384 3.43M, 512 5.76M, 768 12.17M, 1024 20.95M, 1536 45.58M, 1792 61.44M, 1856 65.77M, covering
  * the 2.7M-66M range of the paper's CNN points. No normalisation or dropout; PyTorch-default init.
  */
 import * as tf from "@tensorflow/tfjs";

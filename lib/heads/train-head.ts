@@ -10,12 +10,16 @@
  * the file exists at start, training resumes after its last epoch, provided it was written for the
  * same head, source shape, seed and options (otherwise: an error naming the file and the difference).
  * A run resumed after a kill ends with the same weights as an uninterrupted one.
+ *
+ * Installs lib/train/wasm-kernels.ts's training kernels (tfjs-backend-wasm has no conv2d filter
+ * gradient of its own).
  */
 import * as fs from "fs";
 import * as tf from "@tensorflow/tfjs";
 import { writeAtomically } from "../checkpoint/atomic";
 import { Rng } from "../diffusion/rng";
 import { progress, Progress } from "../progress";
+import { installTrainingKernels } from "../train/wasm-kernels";
 import { Head } from "./head";
 import { permutation } from "./linear";
 import { createOptimizer, learningRate, LrSchedule, Optimizer, OptimizerSpec } from "./optim";
@@ -121,6 +125,7 @@ export async function trainHead(head: Head, source: FeatureSource, opts: TrainHe
   if (source.numClasses !== head.numClasses) throw new Error(`trainHead: source has ${source.numClasses} classes, the head ${head.numClasses}`);
   if (!(Number.isInteger(opts.epochs) && opts.epochs >= 0)) throw new Error(`trainHead: epochs ${opts.epochs} must be a non-negative integer`);
   if (!(Number.isInteger(opts.batchSize) && opts.batchSize > 0)) throw new Error(`trainHead: batchSize ${opts.batchSize} must be a positive integer`);
+  installTrainingKernels(); // conv2d gradients on tfjs-backend-wasm (idempotent; see lib/train/wasm-kernels.ts)
   const optimizer = createOptimizer(opts.optimizer);
   const vars = head.params.map((p) => p.variable);
   const fp = fingerprint(head, source, opts);
