@@ -80,7 +80,7 @@ export function subsetSource(source: FeatureSource, indices: ArrayLike<number>):
     shape: source.shape,
     labels,
     numClasses: source.numClasses,
-    readRows(idx) {
+    async readRows(idx) {
       const inner = new Int32Array(idx.length);
       for (let r = 0; r < idx.length; r++) {
         const i = idx[r];
