@@ -236,6 +236,18 @@ describe("heads: training", function () {
     });
   });
 
+  it("training, scoring and kNN leave no tensors behind", async () => {
+    const data = synthetic(40, 3, true);
+    const head = createAttentionHead({ inShape: [C, H, W], numClasses: K, dim: 8, heads: 2, mlpRatio: 2, blocks: 1, pool: 2, project: true, seed: 1 });
+    await trainHead(head, data, { epochs: 1, batchSize: 16, optimizer: ADAMW, seed: 0, showProgress: false }); // first call may cache constants
+    const before = tf.memory().numTensors;
+    await trainHead(head, data, { epochs: 2, batchSize: 16, optimizer: { kind: "sgd", lr: 0.01, momentum: 0.9, weightDecay: 0 }, seed: 0, showProgress: false });
+    await evaluateHead(head, data, 7);
+    await knnClassify(poolSource(data, 1), poolSource(data, 1), { k: 3, temperature: 0.1, trainChunk: 16, testBatch: 8, showProgress: false });
+    assert.equal(tf.memory().numTensors, before);
+    head.dispose();
+  });
+
   it("trainHead names a mismatched source", async () => {
     const h = createMlpHead({ inShape: [C * 4], numClasses: K, hidden: [], seed: 1 });
     await assert.rejects(trainHead(h, synthetic(10, 1, true), { epochs: 1, batchSize: 4, optimizer: ADAMW, seed: 0, showProgress: false }), /source rows are \[8,4,4\] but the head takes \[32\]/);

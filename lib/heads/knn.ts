@@ -61,7 +61,9 @@ export async function knnClassify(train: FeatureSource, test: FeatureSource, opt
     const topSim = new Float32Array(tn * k).fill(-Infinity);
     const topLab = new Int32Array(tn * k).fill(-1);
     await forEachChunk(train, trainChunk, (trainData, rStart, rn) => {
-      const sim = tf.tidy(() => tf.matMul(q, tf.tensor2d(l2NormaliseRows(trainData, d), [rn, d]), false, true)).dataSync();
+      const simT = tf.tidy(() => tf.matMul(q, tf.tensor2d(l2NormaliseRows(trainData, d), [rn, d]), false, true));
+      const sim = simT.dataSync();
+      simT.dispose();
       for (let i = 0; i < tn; i++) {
         const s = topSim.subarray(i * k, (i + 1) * k), l = topLab.subarray(i * k, (i + 1) * k);
         for (let j = 0; j < rn; j++) {
