@@ -13,6 +13,7 @@ import { createMlpHead } from "../lib/heads/mlp";
 import { createCnnHead } from "../lib/heads/cnn";
 import { createAttentionHead } from "../lib/heads/attention";
 import { evaluateScores } from "../lib/heads/evaluate";
+import { buildHead, HeadSpec, specParams } from "../lib/heads/create";
 import { sharedOrSkip } from "./helpers/shared";
 
 /** Gaussian blobs: class c centred at a random point; `sep` scales the distance between centres. */
@@ -257,6 +258,23 @@ describe("heads: sources, parameter counts, forward passes", () => {
         assert.equal(countParams(head), want, `${head.kind} ${JSON.stringify(head.config)}`);
         head.dispose();
       }
+    });
+
+    it("buildHead: every kind of spec builds a head with specParams parameters that takes its input view", async () => {
+      const src = memorySource(rand(6 * 8 * 4 * 4, 10), [8, 4, 4], [0, 1, 2, 0, 1, 2], 3);
+      const specs: HeadSpec[] = [
+        { kind: "linear", pool: 2 },
+        { kind: "mlp", pool: 1, hidden: [5, 4] },
+        { kind: "cnn", width: 6, depth: 1, prePool: 2 },
+        { kind: "attention", dim: 8, heads: 2, mlpRatio: 4, blocks: 1, pool: 2, project: false },
+      ];
+      for (const spec of specs) {
+        const { head, input } = await buildHead(spec, src, 0);
+        assert.equal(countParams(head), specParams(spec, src.shape, 3), spec.kind);
+        assert.deepEqual([...input(src).shape], [...head.inShape], spec.kind);
+        head.dispose();
+      }
+      await assert.rejects(buildHead({ kind: "linear", pool: 1 }, memorySource(new Float32Array(4), [2], [0, 1], 2), 0), /buildHead linear: rows must be block maps \[C, H, W\], got \[2\]/);
     });
 
     it("the paper's 1-block attention head, built at full size, has 13,619,176 parameters", () => {
