@@ -6,7 +6,7 @@ import { accuracy, topKAccuracy, confusionMatrix, meanPerClassAccuracy, wilsonIn
 import { Rng } from "../lib/diffusion/rng";
 import * as fs from "fs";
 import { adaptiveAvgPool } from "../lib/pooling";
-import { checkSource, featureStats, memorySource, poolSource, subsetSource } from "../lib/heads/source";
+import { checkSource, chunkRows, featureStats, memorySource, poolSource, subsetSource } from "../lib/heads/source";
 import { attentionBlockParams, attentionParams, cnnParams, cnnWidthForParams, linearParams, mlpParams, paperAttentionConfig, paperRowParams, PaperHeadRow } from "../lib/heads/params";
 import { countParams, Head } from "../lib/heads/head";
 import { createMlpHead } from "../lib/heads/mlp";
@@ -180,6 +180,10 @@ describe("heads: sources, parameter counts, forward passes", () => {
       await assert.rejects(sub.readRows([2]), /subsetSource: row 2 is outside 0..1/);
       assert.throws(() => memorySource(data, [4, 2], [0], 2), /30 values is not a whole number of rows of shape \[4,2\]/);
       assert.throws(() => checkSource(memorySource(data, [6], [0, 1, 2, 1, 0], 2), "train"), /train: label 2 at row 2 is outside 0..1/);
+      // Streaming passes read at most 2^24 values at once: 64 unpooled 1024x16x16 maps, not 1024.
+      assert.equal(chunkRows([1024, 16, 16], 1024), 64);
+      assert.equal(chunkRows([4096], 1024), 1024);
+      assert.equal(chunkRows([1 << 25], 8), 1);
     });
 
     it("poolSource equals lib/pooling's PyTorch-exact adaptive pooling (overlapping bins), channel-major", async () => {

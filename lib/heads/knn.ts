@@ -11,7 +11,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { progress } from "../progress";
 import { argmaxRows } from "../metrics";
-import { checkSource, FeatureSource, forEachChunk, rowSize } from "./source";
+import { checkSource, chunkRows, FeatureSource, forEachChunk, rowSize } from "./source";
 
 export interface KnnOptions {
   k: number;
@@ -53,8 +53,8 @@ export async function knnClassify(train: FeatureSource, test: FeatureSource, opt
   const numClasses = train.numClasses;
   const trainChunk = opts.trainChunk ?? 2048, testBatch = opts.testBatch ?? 256;
   const scores = new Float32Array(test.rows * numClasses);
-  const chunks = Math.ceil(train.rows / trainChunk);
-  const bar = opts.showProgress === false ? null : progress({ total: Math.ceil(test.rows / testBatch) * chunks, label: "kNN", unit: "block" });
+  const chunks = Math.ceil(train.rows / chunkRows(train.shape, trainChunk));
+  const bar = opts.showProgress === false ? null : progress({ total: Math.ceil(test.rows / chunkRows(test.shape, testBatch)) * chunks, label: "kNN", unit: "block" });
   await forEachChunk(test, testBatch, async (testData, tStart, tn) => {
     const q = tf.tensor2d(l2NormaliseRows(testData, d), [tn, d]);
     // Running top-k per test row: similarities descending, with the neighbours' labels.

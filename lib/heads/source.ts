@@ -126,8 +126,17 @@ export function poolSource(source: FeatureSource, p: number): FeatureSource {
   };
 }
 
-/** Rows 0..rows-1 in consecutive chunks (for streaming passes). */
+/** At most this many float32 values (64 MiB) are read at once by the streaming passes. */
+export const MAX_CHUNK_VALUES = 1 << 24;
+
+/** `chunk`, lowered where that many rows of `shape` would exceed MAX_CHUNK_VALUES (at least 1). */
+export function chunkRows(shape: readonly number[], chunk: number): number {
+  return Math.max(1, Math.min(chunk, Math.floor(MAX_CHUNK_VALUES / rowSize(shape))));
+}
+
+/** Rows 0..rows-1 in consecutive chunks of chunkRows(shape, chunk) rows, for streaming passes. */
 export async function forEachChunk(source: FeatureSource, chunk: number, fn: (data: Float32Array, start: number, n: number) => void | Promise<void>): Promise<void> {
+  chunk = chunkRows(source.shape, chunk);
   for (let start = 0; start < source.rows; start += chunk) {
     const n = Math.min(chunk, source.rows - start);
     const idx = new Int32Array(n);
