@@ -110,3 +110,25 @@ function binomialTwoSided(k: number, n: number): number {
   const tail = Math.exp(top) * logs.reduce((s, l) => s + Math.exp(l - top), 0);
   return Math.min(1, 2 * tail);
 }
+
+/** Row-wise argmax of row-major scores [N, C] (the first maximum on ties). */
+export function argmaxRows(scores: Float32Array | Float64Array, numClasses: number): Int32Array {
+  if (scores.length % numClasses !== 0) throw new Error(`argmaxRows: ${scores.length} scores is not a multiple of ${numClasses} classes`);
+  const n = scores.length / numClasses;
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let c = 1; c < numClasses; c++) if (scores[i * numClasses + c] > scores[i * numClasses + best]) best = c;
+    out[i] = best;
+  }
+  return out;
+}
+
+/** Accuracy of each class (NaN for a class with no examples). */
+export function perClassAccuracy(pred: ArrayLike<number>, labels: ArrayLike<number>, numClasses: number): number[] {
+  const m = confusionMatrix(pred, labels, numClasses);
+  return m.map((row, c) => {
+    const total = row.reduce((a, b) => a + b, 0);
+    return total > 0 ? row[c] / total : NaN;
+  });
+}

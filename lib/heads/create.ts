@@ -1,0 +1,67 @@
+/**
+ * One description per head setting, so a notebook or a sweep can name a head in a line:
+ *
+ *   { kind: "linear", pool: 2 }                          adaptive avg pool to 2x2, standardised, dense
+ *   { kind: "mlp", pool: 2, hidden: [2000] }             the same with ReLU hidden layers
+ *   { kind: "cnn", width: 256, depth: 2, prePool: null } our CNN head (cnn.ts)
+ *   { kind: "attention", dim: 1024, heads: 8, mlpRatio: 4, blocks: 1, pool: 2, project: false }
+ *
+ * buildHead computes what the head needs from the training source (streamed standardisation statistics
+ * for linear/MLP) and returns it with `input`, the view of any source (train or test) the head reads.
+ */
+import { Head } from "./head";
+import { createMlpHead } from "./mlp";
+import { createCnnHead } from "./cnn";
+import { createAttentionHead } from "./attention";
+import { attentionParams, AttentionHeadConfig, cnnParams, CnnHeadConfig, mlpParams } from "./params";
+import { featureStats, FeatureSource, poolSource } from "./source";
+
+export type HeadSpec =
+  | { kind: "linear"; pool: number; standardise?: boolean }
+  | { kind: "mlp"; pool: number; hidden: number[]; standardise?: boolean }
+  | ({ kind: "cnn" } & CnnHeadConfig)
+  | ({ kind: "attention" } & AttentionHeadConfig);
+
+export interface BuiltHead {
+  head: Head;
+  /** The view of a source this head takes (pooling for linear/MLP; the source itself otherwise). */
+  input: (source: FeatureSource) => FeatureSource;
+}
+
+function checkMap(shape: readonly number[], spec: HeadSpec): void {
+  if (shape.length !== 3) throw new Error(`buildHead ${spec.kind}: rows must be block maps [C, H, W], got ${JSON.stringify(shape)}`);
+}
+
+/** Parameter count of a spec on rows of `shape` ([C, H, W]) with `numClasses` classes. */
+export function specParams(spec: HeadSpec, shape: readonly number[], numClasses: number): number {
+  checkMap(shape, spec);
+  switch (spec.kind) {
+    case "linear":
+      return mlpParams(shape[0] * spec.pool * spec.pool, [], numClasses);
+    case "mlp":
+      return mlpParams(shape[0] * spec.pool * spec.pool, spec.hidden, numClasses);
+    case "cnn":
+      return cnnParams(shape[0], numClasses, spec);
+    case "attention":
+      return attentionParams(shape, numClasses, spec);
+  }
+}
+
+export async function buildHead(spec: HeadSpec, train: FeatureSource, seed: number): Promise<BuiltHead> {
+  checkMap(train.shape, spec);
+  const numClasses = train.numClasses;
+  switch (spec.kind) {
+    case "linear":
+    case "mlp": {
+      const input = (s: FeatureSource) => poolSource(s, spec.pool);
+      const pooled = input(train);
+      const stats = spec.standardise === false ? null : await featureStats(pooled);
+      const hidden = spec.kind === "mlp" ? spec.hidden : [];
+      return { head: createMlpHead({ inShape: pooled.shape, numClasses, hidden, seed, stats }), input };
+    }
+    case "cnn":
+      return { head: createCnnHead({ ...spec, inShape: train.shape, numClasses, seed }), input: (s) => s };
+    case "attention":
+      return { head: createAttentionHead({ ...spec, inShape: train.shape, numClasses, seed }), input: (s) => s };
+  }
+}
