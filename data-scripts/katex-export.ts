@@ -9,7 +9,10 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import katex from "katex";
+// katex declares its types only under package.json "exports", which this project's module resolution
+// (node10, as tslab's) does not read: name the declaration file itself.
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const katex: typeof import("katex/types/katex") = require("katex");
 import { parseCommandLine, runCommand } from "./cli";
 
 /** Marks an export already processed (a second pass changes nothing). */
