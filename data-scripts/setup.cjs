@@ -156,8 +156,8 @@ function jupyterHelp(python, missing, userPython) {
     lines.push(`setup: Jupyter is missing: DIFFPROBE_PYTHON=${python} cannot import ${missing.join(", ")} (the notebooks need them).`);
     lines.push("Install them into that Python:");
     lines.push(`  ${python} -m pip install nbclient nbconvert ipykernel jupyter_client`);
-    lines.push("or unset DIFFPROBE_PYTHON to use Debian's Jupyter, which setup installs when run as root:");
-    lines.push(`  apt-get install -y ${DEBS.join(" ")}`);
+    lines.push("or install Debian's Jupyter and unset DIFFPROBE_PYTHON (as root, npm run demo installs it by itself):");
+    lines.push(`  sudo apt-get install -y ${DEBS.join(" ")}`);
   } else {
     lines.push(`setup: Jupyter is missing: ${python} cannot import ${missing.join(", ")} (the notebooks need them),`);
     lines.push("and this user can install Debian packages neither as root nor through password-less sudo. Run:");
