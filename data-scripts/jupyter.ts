@@ -14,11 +14,12 @@ export const PYTHON = process.env.DIFFPROBE_PYTHON ?? "/usr/bin/python3";
 
 /** Check that Jupyter's Python modules are importable; throw a message that says how to install them. */
 export function checkJupyter(): void {
-  const r = spawnSync(PYTHON, ["-c", "import nbclient, nbconvert, nbformat, ipykernel"], { encoding: "utf8" });
+  const r = spawnSync(PYTHON, ["-c", "import nbclient, nbconvert, nbformat, ipykernel, jupyter_client"], { encoding: "utf8" });
   if (r.error || r.status !== 0) {
     throw new Error(
-      `${PYTHON} cannot import nbclient/nbconvert/nbformat/ipykernel (${(r.error?.message ?? r.stderr).trim()}).\n` +
-        "Install Debian's Jupyter: apt-get install jupyter-nbconvert jupyter-client python3-nbclient python3-ipykernel " +
+      `${PYTHON} cannot import nbclient/nbconvert/nbformat/ipykernel/jupyter_client (${(r.error?.message ?? r.stderr).trim()}).\n` +
+        "`node data-scripts/setup.cjs demo` installs Debian's Jupyter (npm run demo runs it), or by hand: apt-get install " +
+        "jupyter-nbconvert jupyter-client python3-nbclient python3-ipykernel fonts-dejavu-core " +
         "(or set DIFFPROBE_PYTHON to a Python that has them; see environment.md)",
     );
   }
@@ -43,10 +44,4 @@ export function jupyterEnv(extra: Record<string, string> = {}): NodeJS.ProcessEn
     PYDEVD_DISABLE_FILE_VALIDATION: "1",
     ...extra,
   };
-}
-
-if (require.main === module) {
-  checkJupyter();
-  console.log(`tslab kernel registered in ${installKernel()}`);
-  console.log(`start Jupyter with: JUPYTER_PATH=${path.join(JUPYTER_PREFIX, "share", "jupyter")} /usr/bin/jupyter lab`);
 }

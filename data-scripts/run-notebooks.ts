@@ -1,6 +1,7 @@
 /**
  * Execute the notebooks headlessly (Debian's Jupyter + the project-local tslab kernel) and write the
- * executed .ipynb and an HTML export of each to build/notebooks/<scale>/.
+ * executed .ipynb and an HTML export of each to build/notebooks/<scale>/ (maths pre-rendered with
+ * KaTeX), then the report page build/notebooks/<scale>/index.html (data-scripts/report.ts).
  *
  *   npm run notebooks -- [--scale smoke|demo|full] [--out build] [--timeout 3600] [name-filter ...]
  *
@@ -12,6 +13,8 @@ import * as path from "path";
 import { parseScale, SCALE_ENV, SCALES } from "../lib/scale";
 import { choiceOption, numberOption, parseCommandLine, runCommand } from "./cli";
 import { checkJupyter, installKernel, jupyterEnv, PYTHON, ROOT } from "./jupyter";
+import { renderMathInExport } from "./katex-export";
+import { writeReport } from "./report";
 
 const USAGE = `usage: npm run notebooks -- [--scale smoke|demo|full] [--out DIR] [--timeout SECONDS] [filter ...]
   --scale S        smoke, demo or full (default: $${SCALE_ENV}, else demo)
@@ -19,7 +22,7 @@ const USAGE = `usage: npm run notebooks -- [--scale smoke|demo|full] [--out DIR]
   --timeout N      seconds one cell may run (default 3600)
   filter           run only the notebooks whose file name contains one of these`;
 
-function main(): number {
+async function main(): Promise<number> {
   const { values, positionals } = parseCommandLine({
     options: {
       scale: { type: "string", default: parseScale(process.env[SCALE_ENV]) },
@@ -51,6 +54,11 @@ function main(): number {
       env: jupyterEnv({ [SCALE_ENV]: scale, DIFFPROBE_BUILD: path.resolve(values.out!) }),
     });
     const s = ((Date.now() - t0) / 1000).toFixed(1);
+    const exported = path.join(outDir, name.replace(/\.ipynb$/, ".html"));
+    if (fs.existsSync(exported)) {
+      const maths = renderMathInExport(exported);
+      for (const e of maths.errors) console.log(`    KaTeX could not render (shown raw in red): ${e}`);
+    }
     if (r.status === 0) {
       passed++;
       console.log(`    ok in ${s}s -> ${path.relative(ROOT, path.join(outDir, name.replace(/\.ipynb$/, ".html")))}`);
@@ -61,10 +69,12 @@ function main(): number {
   });
   const results = path.join(path.resolve(values.out!), "results");
   if (fs.existsSync(results)) {
-    const files = fs.readdirSync(results).filter((f) => /\.(json|csv)$/.test(f)).sort();
+    const files = fs.readdirSync(results).filter((f) => f.endsWith(`.${scale}.json`) || f.endsWith(`.${scale}.csv`)).sort();
     if (files.length) console.log(`results files in ${path.relative(ROOT, results) || results}: ${files.join(", ")}`);
   }
+  const report = await writeReport({ scale, build: path.resolve(values.out!) });
   console.log(`notebooks: ${passed} passed, ${failed.length} failed${failed.length ? ` (${failed.join(", ")})` : ""}`);
+  console.log(`report: ${report}`);
   return failed.length ? 1 : 0;
 }
 
