@@ -15,6 +15,7 @@ import { extractFeatures, FeatureOptions } from "../lib/features";
 import { FeaturePool } from "../lib/workers/feature-pool";
 import { trainLinearProbe } from "../lib/heads/linear";
 import { writeRandomCheckpoint } from "./checkpoint";
+import { ort256, ortLoad, torchReference } from "./ort";
 
 /** One figure of the report. */
 export interface Row {
@@ -279,6 +280,9 @@ export const PARTS: Record<string, (o: PartOptions) => Promise<Row[]>> = {
   small: (o) => referenceConfig("small", o),
   "load-write": writeCheckpoint,
   "load-read": loadCheckpoint,
+  "load-ort": ortLoad,
+  ort256,
+  torch: torchReference,
 };
 
 /** Describe this machine in one line. */

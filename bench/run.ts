@@ -1,7 +1,7 @@
 /**
  * Benchmarks (figures, not tests): `npm run bench -- [options]`
  *
- *   --only adm256,adm256-pool,tiny,small,probe,load   parts to run (default: all)
+ *   --only ort256,torch,adm256,adm256-pool,tiny,small,probe,load   parts to run (default: all)
  *   --workers N        workers for adm256-pool (default 2)
  *   --reps R           timed repetitions after one warm-up (default 3)
  *   --quick            one repetition, no 256 full pass (a check that everything runs)
@@ -10,13 +10,18 @@
  *   --batch N          batch size for tiny/small (default 16)
  *
  * Parts:
+ *   ort256       the 256x256 ADM on ONNX Runtime (random weights): features of block 24 at t=90, batch 1
+ *                and 8 (s/img, img/s, achieved GFLOP/s against the machine's nominal peak), the full pass;
+ *   torch        the official PyTorch code, same block and the full pass, when Debian's python3-torch and
+ *                ../shared/tools/fixtures/bench_cpu.py are present (a comparison; skipped otherwise);
  *   adm256       the 256x256 unconditional ADM (random weights), one instance: features of block 24
  *                at t=90, batch 1 (s/img, img/s), and a full forward pass;
  *   adm256-pool  the same features on a worker pool (img/s);
  *   tiny, small  the reference configs at batch 16: full pass and middle-block features;
  *   probe        the linear probe: 1,500 (and 15,000) rows x 1,024 features, 10 classes, 20 epochs;
  *   load         write a 2.2 GB random checkpoint in the official layout to a temp folder, load it with
- *                UNet.fromCheckpoint (seconds, peak RSS), delete it.
+ *                UNet.fromCheckpoint (seconds, peak RSS), build and load its ONNX model (first and cached
+ *                run, peak RSS), delete it.
  * Each part runs in a child process so that peak RSS figures are per part.
  */
 import { spawn } from "child_process";
@@ -26,7 +31,7 @@ import * as path from "path";
 import { headerComment, numberOption, parseCommandLine, runCommand, UsageError } from "../data-scripts/cli";
 import { machineLine, PartOptions, PARTS, Row } from "./parts";
 
-const ALL = ["adm256", "adm256-pool", "tiny", "small", "probe", "load"];
+const ALL = ["ort256", "torch", "adm256", "adm256-pool", "tiny", "small", "probe", "load"];
 const MARK = "@@BENCH ";
 
 function parse(): { parts: string[]; opts: PartOptions; child: string | null } {
@@ -121,9 +126,10 @@ function markdown(rows: Row[], command: string): string {
     "",
     `Measured with \`${command}\` on ${machineLine()}, ${new Date().toISOString().slice(0, 10)}.`,
   ];
-  if (rows.some((r) => r.part.startsWith("adm256"))) {
-    out.push("For comparison, the official PyTorch code (CPU, float32) on the project's 2-core machine: 14.9 s/img for a", "full 256x256 pass, 4.4 s/img stopped after block 24.");
-  }
+  const torch = rows.filter((r) => r.part === "torch" && r.unit === "s/img");
+  const ort = rows.find((r) => r.part === "ort256" && r.batch === 1 && r.unit === "s/img" && r.measure.startsWith("features"));
+  const tb = torch.find((r) => r.measure.startsWith("features"));
+  if (ort && tb) out.push(`ONNX Runtime / PyTorch, same block, same run: ${(ort.value / tb.value).toFixed(2)}x the time (target: at most 0.7x).`);
   return out.join("\n");
 }
 
@@ -150,6 +156,7 @@ async function main(): Promise<number> {
         try {
           rows.push(...(await runChild("load-write", { ...opts, tmp })));
           rows.push(...(await runChild("load-read", { ...opts, tmp })));
+          rows.push(...(await runChild("load-ort", { ...opts, tmp })));
         } finally {
           fs.rmSync(tmp, { recursive: true, force: true });
         }

@@ -31,7 +31,8 @@
  *   --shard i/N        fill only parts p with p mod N = i (N processes or Slurm array tasks share one store)
  *   --status           list missing parts per set (and per shard with --shard i/N); exit 0 if complete, 3 if not
  *   --verify           with --status: check every part's checksum too (reads the whole store)
- *   --workers N        feature worker threads (default: one per core; 0: in this thread)
+ *   --engine E         auto (default: $DIFFPROBE_ENGINE, else ONNX Runtime where it loads), ort or tfjs
+ *   --workers N        tfjs engine: feature worker threads (default: one per core; 0: in this thread)
  *   --batch-size N     images per model call (default 32)
  *   --backend B        tfjs backend (default wasm)
  */
@@ -41,11 +42,11 @@ import { choiceOption, headerComment, numberOption, parseCommandLine, runCommand
 import { embeddedModel } from "../lib/embedded";
 import { selectBackend } from "../lib/backend";
 import { loadModel } from "../lib/workers/load-model";
-import { NoiseSchedule } from "../lib/diffusion/schedule";
 import { NoisePolicy } from "../lib/features";
 import type { PoolSpec } from "../lib/pooling";
-import { ModelSource, sourceConfig, modelIdOf } from "../lib/workers/model-source";
-import { FeatureExtractor, modelExtractor, workerExtractor } from "../lib/store/extractor";
+import { ModelSource, sourceConfig, sourceDiffusion, modelIdOf, modelSchedule } from "../lib/workers/model-source";
+import { engineExtractor, FeatureExtractor, modelExtractor, workerExtractor } from "../lib/store/extractor";
+import { chooseEngine } from "../lib/engines/engine";
 import { extractToStore, openJobSets, ExtractJob } from "../lib/store/extract";
 import { openImageSource } from "../lib/store/images";
 import { parseShard, storeStatus, formatStatus } from "../lib/store/shard";
@@ -91,14 +92,17 @@ async function main(): Promise<number> {
   const { values } = parseCommandLine({
     options: {
       model: s, checkpoint: s, seed: s, schedule: s, steps: s, dataset: s, split: s, size: s, limit: s, blocks: s, t: s, pool: s,
-      "noise-seed": s, ensemble: s, float16: b, "part-rows": s, store: s, shard: s, status: b, verify: b, workers: s, "batch-size": s, backend: s,
+      "noise-seed": s, ensemble: s, float16: b, "part-rows": s, store: s, shard: s, status: b, verify: b, workers: s, "batch-size": s, backend: s, engine: s,
     },
   });
   if (!values.dataset) throw new UsageError("--dataset is required");
   const model = modelOf(values);
   const config = sourceConfig(model.source);
-  const scheduleName = choiceOption(values, "schedule", ["linear", "cosine"] as const) ?? model.schedule;
-  const steps = numberOption(values, "steps", { integer: true, positive: true }) ?? model.steps;
+  const own = sourceDiffusion(model.source).spec;
+  const scheduleName = choiceOption(values, "schedule", ["linear", "cosine"] as const) ?? own.noiseSchedule;
+  const steps = numberOption(values, "steps", { integer: true, positive: true }) ?? own.steps;
+  // The model travels with its schedule: --schedule/--steps describe the model, they do not override it.
+  const source: ModelSource = { ...model.source, diffusion: { noiseSchedule: scheduleName, steps } };
   const noiseSeed = numberOption(values, "noise-seed", { integer: true, min: 0 }) ?? 0;
   const ensemble = numberOption(values, "ensemble", { integer: true, positive: true });
   const noise: NoisePolicy = ensemble && ensemble > 1 ? { policy: "ensemble", k: ensemble, seed: noiseSeed } : { policy: "seeded", seed: noiseSeed };
@@ -124,16 +128,21 @@ async function main(): Promise<number> {
   if (images.imageShape[2] !== config.inChannels) throw new Error(`${images.dataset} images have ${images.imageShape[2]} channels, the model takes ${config.inChannels}`);
 
   let extractor: FeatureExtractor;
-  if (workers === 0) {
+  const engine = chooseEngine(values.engine);
+  for (const l of engine.log) console.error(`engine ${l}`);
+  if (engine.name === "ort") {
+    if (workers !== undefined) console.error("(--workers applies to --engine tfjs: ONNX Runtime runs one session with a thread per core)");
+    extractor = engineExtractor(source, { engine: "ort", batchSize });
+  } else if (workers === 0) {
     await selectBackend(values.backend ?? "wasm");
-    extractor = modelExtractor(await loadModel(model.source), modelIdOf(model.source), { batchSize });
+    extractor = modelExtractor(await loadModel(source), modelIdOf(source), { batchSize });
+    (extractor as { schedule?: unknown }).schedule = modelSchedule(source);
   } else {
-    extractor = workerExtractor(model.source, { workers, batchSize, backend: values.backend });
+    extractor = workerExtractor(source, { workers, batchSize, backend: values.backend });
   }
   const job: ExtractJob = {
     root: values.store ?? defaultStoreRoot(),
     extractor, images, blocks, timesteps, pool: parsePool(values.pool), noise,
-    schedule: NoiseSchedule.named(scheduleName, steps),
     dtype: values.float16 ? "float16" : "float32",
     partRows: numberOption(values, "part-rows", { integer: true, positive: true }),
     shard,

@@ -42,5 +42,9 @@ export function embeddedModel(dir = embeddedModelDir()): EmbeddedModel {
   const checkpoint = path.join(dir, manifest.weights);
   if (!fs.existsSync(checkpoint)) throw new Error(`${file} names weights ${manifest.weights}, but ${checkpoint} does not exist`);
   const config = createUNetConfig(manifest.unet_kwargs as never);
-  return { dir, manifest, config, checkpoint, source: { config, checkpoint } };
+  const d = manifest.diffusion;
+  if (!d || !Number.isInteger(d.diffusion_steps) || typeof d.noise_schedule !== "string") {
+    throw new Error(`${file}: "diffusion" must give diffusion_steps and noise_schedule (the model's own schedule)`);
+  }
+  return { dir, manifest, config, checkpoint, source: { config, checkpoint, diffusion: { noiseSchedule: d.noise_schedule, steps: d.diffusion_steps } } };
 }

@@ -21,6 +21,7 @@ import { createHash, randomInt } from "crypto";
 import { Rng } from "./diffusion/rng";
 import { NoiseSchedule } from "./diffusion/schedule";
 import type { UNetConfig } from "./unet/config";
+import type { UNetEngine } from "./engines/engine";
 import { parseBlock } from "./unet/blocks";
 import { PoolSpec, poolNHWC, poolGrid, poolLabel } from "./pooling";
 
@@ -304,7 +305,7 @@ export function emptyFeatureBatch(config: UNetConfig, opts: FeatureOptions, imag
 }
 
 /** Features of `images` for every (block, t) asked; rows in image order. */
-export async function extractFeatures(model: FeatureModel, images: tf.Tensor4D | ImageArray, opts: FeatureOptions): Promise<FeatureBatch> {
+export async function extractFeatures(model: FeatureModel | UNetEngine, images: tf.Tensor4D | ImageArray, opts: FeatureOptions): Promise<FeatureBatch> {
   const config = model.config;
   const plan = resolve(config, opts);
   const shape = images instanceof tf.Tensor ? images.shape : images.shape;
@@ -354,7 +355,7 @@ export async function extractFeatures(model: FeatureModel, images: tf.Tensor4D |
 
 /** One forward pass; returns the pooled rows of each captured block. Disposes every tensor it makes. */
 async function forwardPooled(
-  model: FeatureModel,
+  model: FeatureModel | UNetEngine,
   xt: Float32Array,
   shape: [number, number, number, number],
   t: number,
@@ -362,6 +363,7 @@ async function forwardPooled(
   pool: PoolSpec,
   y?: number[],
 ): Promise<Map<string, Float32Array>> {
+  if (isEngine(model)) return enginePooled(model, xt, shape, t, capture, pool, y);
   const x = tf.tensor4d(xt, shape);
   let res: ReturnType<FeatureModel["forward"]> | null = null;
   try {
@@ -383,6 +385,54 @@ async function forwardPooled(
       for (const v of res.blocks.values()) v.dispose();
     }
   }
+}
+
+/** Whether `m` is a lib/engines engine (ONNX Runtime or tfjs behind the engine interface). */
+export function isEngine(m: FeatureModel | UNetEngine): m is UNetEngine {
+  return typeof (m as UNetEngine).run === "function";
+}
+
+/** forwardPooled through an engine: NHWC x_t in, NCHW block outputs back, pooled channel-major. */
+async function enginePooled(
+  engine: UNetEngine,
+  xt: Float32Array,
+  shape: [number, number, number, number],
+  t: number,
+  capture: string[],
+  pool: PoolSpec,
+  y?: number[],
+): Promise<Map<string, Float32Array>> {
+  const [n, h, w, c] = shape;
+  const missing = capture.filter((b) => !engine.outputs.includes(b));
+  if (missing.length) throw new Error(`the ${engine.name} engine was built for ${engine.outputs.join(", ")}; it has no ${missing.join(", ")}`);
+  const res = await engine.run(nhwcToNchw(xt, n, h, w, c), n, new Array(n).fill(t), y);
+  const out = new Map<string, Float32Array>();
+  for (const name of capture) {
+    const v = res.get(name)!;
+    const [bn, bc, bh, bw] = v.shape;
+    out.set(name, poolNHWC(nchwToNhwc(v.data, bn, bc, bh, bw), [bn, bh, bw, bc], pool).data);
+  }
+  return out;
+}
+
+export function nhwcToNchw(x: Float32Array, n: number, h: number, w: number, c: number): Float32Array {
+  const out = new Float32Array(x.length);
+  const hw = h * w;
+  for (let b = 0; b < n; b++) {
+    const base = b * hw * c;
+    for (let p = 0; p < hw; p++) for (let ch = 0; ch < c; ch++) out[base + ch * hw + p] = x[base + p * c + ch];
+  }
+  return out;
+}
+
+export function nchwToNhwc(x: Float32Array, n: number, c: number, h: number, w: number): Float32Array {
+  const out = new Float32Array(x.length);
+  const hw = h * w;
+  for (let b = 0; b < n; b++) {
+    const base = b * hw * c;
+    for (let ch = 0; ch < c; ch++) for (let p = 0; p < hw; p++) out[base + p * c + ch] = x[base + ch * hw + p];
+  }
+  return out;
 }
 
 /** Concatenate batches' matrices row-wise (same blocks and timesteps in each). */

@@ -10,7 +10,8 @@ import { ModelSource } from "./workers/model-source";
 import { Features, LinearProbeOptions, probePredict, trainLinearProbe } from "./heads/linear";
 import { accuracy } from "./metrics";
 import { progress } from "./progress";
-import { workerExtractor } from "./store/extractor";
+import { engineExtractor, workerExtractor } from "./store/extractor";
+import { chooseEngine } from "./engines/engine";
 import { extractToStore } from "./store/extract";
 import { memorySource } from "./store/images";
 import type { StoreDtype } from "./store/key";
@@ -32,6 +33,9 @@ export interface ProbeGridSpec {
   pool: PoolSpec;
   noise?: NoisePolicy;
   batchSize: number;
+  /** Feature engine: "auto" (default: $DIFFPROBE_ENGINE, else ONNX Runtime where it loads), "ort" or "tfjs". */
+  engine?: string;
+  /** tfjs engine: worker threads (default one per core). */
   workers?: number;
   /** Feature-store root folder (default: $DIFFPROBE_STORE or .cache/store). */
   store?: string;
@@ -95,7 +99,10 @@ function storeFeatures(set: FeatureSet): Features {
  */
 export async function probeGrid(spec: ProbeGridSpec, train: LabelledImages, test: LabelledImages, numClasses: number): Promise<GridRow[]> {
   const root = spec.store ?? defaultStoreRoot();
-  const extractor = workerExtractor(spec.model, { workers: spec.workers, batchSize: spec.batchSize });
+  const engine = chooseEngine(spec.engine);
+  const extractor = engine.name === "ort"
+    ? engineExtractor(spec.model, { engine: "ort", batchSize: spec.batchSize })
+    : workerExtractor(spec.model, { workers: spec.workers, batchSize: spec.batchSize });
   const fill = async (set: LabelledImages, split: string) => {
     checkLabelled(set, split);
     const images = memorySource({ dataset: spec.dataset, split, preprocessing: spec.preprocessing, images: set.images, ids: set.ids, labels: set.labels });

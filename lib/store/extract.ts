@@ -7,6 +7,7 @@
  * finished and written, then extraction returns with `stopped: true`.
  */
 import { featureMatrix, isCacheable, noiseLabel, scheduleId } from "../features";
+import type { ScheduleLike } from "../features";
 import { poolLabel } from "../pooling";
 import { progress } from "../progress";
 import type { FeatureExtractor, FeatureRequest } from "./extractor";
@@ -39,6 +40,18 @@ export interface ExtractResult {
   stopped: boolean;
 }
 
+/**
+ * The schedule a job noises with: the model's own (the extractor's), so that t always means the model's
+ * timestep. A job that names another schedule than its model's is refused.
+ */
+export function jobSchedule(job: Pick<ExtractJob, "schedule" | "extractor">): ScheduleLike | undefined {
+  const own = job.extractor.schedule;
+  if (job.schedule && own && scheduleId(job.schedule) !== scheduleId(own)) {
+    throw new Error(`extract: the request's noise schedule (${scheduleId(job.schedule)}) is not the model's own (${scheduleId(own)}); t must mean the model's timestep`);
+  }
+  return job.schedule ?? own;
+}
+
 /** The key of each (block, t) of a job (no model run; resolves the blocks). */
 export function jobKeys(job: Omit<ExtractJob, "root">): { key: FeatureSetKey; dim: number; rowShape: number[] }[] {
   if (!isCacheable(job.noise)) throw new Error('extract: "fresh" noise cannot be stored; use seeded or ensemble noise');
@@ -48,7 +61,7 @@ export function jobKeys(job: Omit<ExtractJob, "root">): { key: FeatureSetKey; di
     for (const t of [...new Set(job.timesteps)]) {
       const key: FeatureSetKey = {
         model: job.extractor.modelId,
-        schedule: scheduleId(job.schedule),
+        schedule: scheduleId(jobSchedule(job)),
         block: b.number,
         module: b.block,
         t,
@@ -83,7 +96,7 @@ export async function extractToStore(job: ExtractJob): Promise<ExtractResult> {
   const rowsTodo = parts.reduce((n, p) => n + sets[0].partRange(p)[1] - sets[0].partRange(p)[0], 0);
   const label = typeof job.progress === "string" ? job.progress : `${job.images.dataset}/${job.images.split} features${job.shard ? ` (shard ${job.shard.index}/${job.shard.count})` : ""}`;
   const bar = job.progress === false || parts.length === 0 ? null : progress({ total: rowsTodo, label, unit: "img" });
-  const req: FeatureRequest = { blocks: job.blocks, timesteps: job.timesteps, pool: job.pool, noise: job.noise, schedule: job.schedule };
+  const req: FeatureRequest = { blocks: job.blocks, timesteps: job.timesteps, pool: job.pool, noise: job.noise, schedule: jobSchedule(job) };
   let computed = 0;
   let stopped = false;
   try {

@@ -7,7 +7,10 @@
 import { FeatureBatch, FeatureModel, ImageArray, NoisePolicy, ScheduleLike, concatBatches, extractFeatures, featureShapes } from "../features";
 import type { PoolSpec } from "../pooling";
 import { FeaturePool } from "../workers/feature-pool";
-import { ModelSource, sourceConfig } from "../workers/model-source";
+import { ModelSource, modelIdOf, modelSchedule, sourceConfig } from "../workers/model-source";
+import { parseBlock } from "../unet/blocks";
+import { createUNetEngine } from "../engines/create";
+import type { UNetEngine } from "../engines/engine";
 import type { UNetConfig } from "../unet/config";
 
 /** What to extract: blocks x timesteps, pooling, noise, schedule. */
@@ -30,6 +33,8 @@ export interface RowLayout {
 export interface FeatureExtractor {
   /** Content identity of the weights (feature-set keys). */
   readonly modelId: string;
+  /** The model's own noise schedule, when the extractor knows its model source (requests default to it). */
+  readonly schedule?: ScheduleLike;
   /** The blocks of a request, resolved, and their row lengths for h x w inputs (no model run). */
   layout(req: FeatureRequest, h: number, w: number): RowLayout[];
   /** Rows of every (block, t) of `req` for the images (NHWC in [-1, 1]); `ids` seed the noise. */
@@ -48,6 +53,7 @@ export function workerExtractor(model: ModelSource, opts: { workers?: number; ba
   const pool = FeaturePool.onDemand({ model, workers: opts.workers, backend: opts.backend });
   const batchSize = opts.batchSize ?? 32;
   return {
+    schedule: modelSchedule(model),
     get modelId() {
       return pool.modelId;
     },
@@ -83,5 +89,51 @@ export function modelExtractor(model: FeatureModel, modelId: string, opts: { bat
       return concatBatches(parts);
     },
     close: async () => undefined,
+  };
+}
+
+/**
+ * The U-Net of a model source on a lib/engines engine (ONNX Runtime where it loads, else tfjs in this
+ * thread; `engine` or $DIFFPROBE_ENGINE forces one). An ONNX model ends after the last block asked for, so
+ * one engine is built per set of blocks (and cached on disk: a second run starts at once).
+ */
+export function engineExtractor(model: ModelSource, opts: { engine?: string; batchSize?: number; onChoice?: (log: string[], description: string) => void } = {}): FeatureExtractor {
+  const config = sourceConfig(model);
+  const batchSize = opts.batchSize ?? 32;
+  const engines = new Map<string, Promise<UNetEngine>>();
+  const engineFor = (blocks: string[]): Promise<UNetEngine> => {
+    const key = blocks.join(",");
+    let e = engines.get(key);
+    if (!e) {
+      e = createUNetEngine(model, { engine: opts.engine, outputs: blocks }).then(({ engine, choice }) => {
+        opts.onChoice?.(choice.log, engine.description);
+        return engine;
+      });
+      engines.set(key, e);
+    }
+    return e;
+  };
+  return {
+    schedule: modelSchedule(model),
+    get modelId() {
+      return modelIdOf(model);
+    },
+    layout: (req, h, w) => unetLayout(config, req, h, w),
+    async extract(images, ids, req) {
+      const blocks = [...new Set(req.blocks.map((b) => parseBlock(config, b).name))];
+      const engine = await engineFor(blocks);
+      const [n, h, w, c] = images.shape;
+      const per = h * w * c;
+      const parts: FeatureBatch[] = [];
+      for (let s = 0; s < n; s += batchSize) {
+        const e = Math.min(n, s + batchSize);
+        parts.push(await extractFeatures(engine, { data: images.data.subarray(s * per, e * per), shape: [e - s, h, w, c] }, { ...req, ids: ids.slice(s, e) }));
+      }
+      return concatBatches(parts);
+    },
+    async close() {
+      for (const e of engines.values()) await (await e).dispose();
+      engines.clear();
+    },
   };
 }
