@@ -7,6 +7,12 @@ import {
   allPairs, checkCkaFolder, CkaFixtureError, crossPairs, FeatureRows, hsicBiased, hsicUnbiased, hsicUnbiasedFull, linearCka, LinearCka,
   linearCkaBytes, linearGram, minibatchCka, MinibatchCka, pairValue, readCkaManifest,
 } from "../lib/cka/index";
+import {
+  bestMatches, bestMatchLines, ckaHeatmapSpec, ckaPanelsSpec, ckaTable, CkaTable, PAPER_CKA, poolChannelMajorRows, sameBlockSpec, sameLabelDiagonal,
+  tableCells, zipStreams,
+} from "../lib/cka/index";
+import { poolNHWC } from "../lib/pooling";
+import * as vl from "vega-lite";
 import { sharedOrSkip } from "./helpers/shared";
 
 const ROOT = path.resolve(__dirname, "..");
@@ -352,6 +358,85 @@ describe("CKA (lib/cka)", () => {
       assert.equal(missing.status, 2);
       assert.match(missing.stderr, /no such folder/);
       assert.equal(run().status, 2);
+    });
+  });
+
+  describe("figure helpers", () => {
+    const table: CkaTable = {
+      title: "t = 25 vs t = 100", rowTitle: "block", colTitle: "block",
+      rows: ["1", "2", "3"], cols: ["1", "2", "3", "4"],
+      values: [[0.9, 0.2, 0.1, 0.95], [0.3, 0.7, NaN, 0.1], [NaN, NaN, NaN, NaN]],
+    };
+
+    it("best-matching column per row, its lines, and the same-label diagonal", () => {
+      assert.deepEqual(bestMatches(table), [{ row: "1", col: "4", cka: 0.95, colIndex: 3 }, { row: "2", col: "2", cka: 0.7, colIndex: 1 }]);
+      assert.deepEqual(bestMatchLines(table), ["block 1 -> block 4 (CKA 0.95)", "block 2 -> block 2 (CKA 0.70)"]);
+      assert.deepEqual(sameLabelDiagonal(table).map((d) => d.row), ["1", "2", "3"]);
+      assert.deepEqual(sameLabelDiagonal(table).slice(0, 2).map((d) => d.cka), [0.9, 0.7]);
+      assert.equal(tableCells(table).length, 12);
+    });
+
+    it("ckaTable reads a result in rows x cols order", () => {
+      const x = randomRows(7, 30, 4);
+      const y = randomRows(8, 30, 6);
+      const acc = new MinibatchCka({ layers: [{ name: "gd:1", dim: 4 }, { name: "net:a", dim: 6 }], pairs: crossPairs(["gd:1"], ["net:a", "gd:1"]), batchSize: 10 });
+      acc.add({ "gd:1": x, "net:a": y });
+      const t = ckaTable(acc.result(), { names: ["gd:1"], labels: ["1"], title: "GD block" }, { names: ["net:a", "gd:1"], labels: ["a", "gd1"], title: "layer" }, "demo");
+      assert.deepEqual(t.cols, ["a", "gd1"]);
+      close(t.values[0][0], minibatchCka(x, y, 10).cka, 1e-14, "cell");
+      close(t.values[0][1], 1, 1e-14, "self");
+    });
+
+    it("heat-map specs compile with vega-lite: magma on [0, 1], the axes in table order, one ring per row's best", () => {
+      const spec = ckaHeatmapSpec(table) as unknown as { layer: { mark: unknown; encoding: { color?: { scale: object }; x: { sort: string[] } } }[]; data: { values: { best: boolean }[] } };
+      assert.deepEqual(spec.layer[0].encoding.color!.scale, { scheme: "magma", domain: [0, 1], clamp: true });
+      assert.deepEqual(spec.layer[0].encoding.x.sort, ["1", "2", "3", "4"]);
+      assert.equal(spec.data.values.filter((v) => v.best).length, 2);
+      vl.compile(spec as never);
+      const panels = ckaPanelsSpec([table, { ...table, title: "other" }], "panel a") as unknown as { hconcat: unknown[]; resolve: object };
+      assert.equal(panels.hconcat.length, 2);
+      assert.deepEqual(panels.resolve, { scale: { color: "shared" } });
+      vl.compile(panels as never);
+      vl.compile(sameBlockSpec([{ panel: "ours", series: "t = 10", block: 1, cka: 0.5 }, { panel: "paper", series: "t = 10", block: 0, cka: 0.9 }], "same block") as never);
+      assert.throws(() => ckaPanelsSpec([], "x"), /no tables/);
+    });
+
+    it("channel-major re-pooling equals pooling the NHWC map directly (PyTorch bins, float32)", () => {
+      const [n, h, w, c] = [3, 7, 5, 4];
+      const maps = Float32Array.from(normals(9, n * h * w * c));
+      const full = poolNHWC(maps, [n, h, w, c], { kind: "none" });
+      for (const size of [1, 3, [2, 4], [7, 5], [9, 6]] as (number | [number, number])[]) {
+        const want = poolNHWC(maps, [n, h, w, c], { kind: "adaptive", size }).data;
+        assert.deepEqual(Array.from(poolChannelMajorRows(full.data, n, [c, h, w], size)), Array.from(want), `size ${JSON.stringify(size)}`);
+      }
+      assert.throws(() => poolChannelMajorRows(full.data, 2, [c, h, w], 2), /not 2 rows of \[4, 7, 5\]/);
+    });
+
+    it("zipStreams walks streams in step and stops at the shortest", async () => {
+      async function* count(k: number, tag: string) {
+        for (let i = 0; i < k; i++) yield `${tag}${i}`;
+      }
+      const out: string[][] = [];
+      for await (const pair of zipStreams([count(3, "a"), count(5, "b")])) out.push(pair);
+      assert.deepEqual(out, [["a0", "b0"], ["a1", "b1"], ["a2", "b2"]]);
+      async function* failing() {
+        yield "x";
+        throw new Error("batch 1 failed");
+      }
+      await assert.rejects(async () => {
+        for await (const _ of zipStreams([count(5, "a"), failing()])) void _;
+      }, /batch 1 failed/);
+    });
+
+    it("the paper's values are results.json's `cka` section, copied as is", function () {
+      const file = sharedOrSkip(this, "paper", "results.json");
+      const cka = JSON.parse(fs.readFileSync(file, "utf8")).cka;
+      assert.deepEqual(PAPER_CKA.sameBlockT90Vs, cka.same_block_t90_vs);
+      assert.deepEqual(PAPER_CKA.findings, cka.findings);
+      assert.equal(PAPER_CKA.layout, cka.layout);
+      assert.equal(PAPER_CKA.method, cka.method);
+      assert.equal(PAPER_CKA.source, cka.source);
+      for (const v of Object.values(PAPER_CKA.sameBlockT90Vs)) assert.equal(v.length, 25);
     });
   });
 });

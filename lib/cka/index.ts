@@ -11,3 +11,8 @@ export * from "./minibatch";
 export * from "./linear";
 export * from "./oneshot";
 export * from "./fixtures";
+export * from "./table";
+export * from "./heatmap";
+export * from "./paper";
+export * from "./repool";
+export * from "./zip";
