@@ -33,11 +33,8 @@ export async function contentFingerprint(file: string): Promise<string> {
   return digest;
 }
 
-/** Synchronous variant (same digest), for callers that cannot await. */
-export function contentFingerprintSync(file: string): string {
-  const key = statKey(file);
-  const hit = memo.get(key);
-  if (hit) return hit;
+/** SHA-256 (hex) of a whole file, read synchronously in 4 MiB chunks. */
+export function sha256FileSync(file: string): string {
   const h = createHash("sha256");
   const fd = fs.openSync(file, "r");
   try {
@@ -50,7 +47,15 @@ export function contentFingerprintSync(file: string): string {
   } finally {
     fs.closeSync(fd);
   }
-  const digest = `sha256:${h.digest("hex")}`;
+  return h.digest("hex");
+}
+
+/** Synchronous variant (same digest), for callers that cannot await. */
+export function contentFingerprintSync(file: string): string {
+  const key = statKey(file);
+  const hit = memo.get(key);
+  if (hit) return hit;
+  const digest = `sha256:${sha256FileSync(file)}`;
   memo.set(key, digest);
   return digest;
 }

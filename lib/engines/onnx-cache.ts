@@ -11,6 +11,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { createHash } from "crypto";
 import { projectRoot } from "../paths";
+import { sha256FileSync } from "../checkpoint/fingerprint";
 
 /** Bump when the graph builder changes what it writes for the same key. */
 export const GRAPH_VERSION = 1;
@@ -30,21 +31,6 @@ export function cacheKeyId(key: Record<string, unknown>): string {
 
 interface Marker { files: Record<string, { bytes: number; sha256: string }>; key: Record<string, unknown>; built: string; buildSeconds: number }
 
-function sha256File(file: string): string {
-  const h = createHash("sha256");
-  const fd = fs.openSync(file, "r");
-  try {
-    const buf = Buffer.allocUnsafe(1 << 22);
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest("hex");
-}
 
 /** Why the cached folder cannot be used, or null when it is complete and intact. */
 export function verifyCached(dir: string): string | null {
@@ -63,7 +49,7 @@ export function verifyCached(dir: string): string | null {
     if (!fs.existsSync(p)) return `${f} missing`;
     const bytes = fs.statSync(p).size;
     if (bytes !== want.bytes) return `${f} has ${bytes} bytes, ${want.bytes} were written`;
-    if (sha256File(p) !== want.sha256) return `${f} does not match its SHA-256`;
+    if (sha256FileSync(p) !== want.sha256) return `${f} does not match its SHA-256`;
   }
   return null;
 }
@@ -103,7 +89,7 @@ export async function cachedModel(key: Record<string, unknown>, build: (dir: str
     const files: Marker["files"] = {};
     for (const f of [MODEL_FILE, DATA_FILE]) {
       const p = path.join(tmp, f);
-      files[f] = { bytes: fs.statSync(p).size, sha256: sha256File(p) };
+      files[f] = { bytes: fs.statSync(p).size, sha256: sha256FileSync(p) };
     }
     const buildSeconds = (Date.now() - t0) / 1000;
     const marker: Marker = { files, key, built: new Date().toISOString(), buildSeconds };

@@ -16,7 +16,7 @@
  * view (adaptive average pooling of [C, H, W] rows to [C * p * p], PyTorch-exact bins, channel-major),
  * and streaming per-dimension statistics for standardisation.
  */
-import { adaptiveBins } from "../pooling";
+import { poolChannelMajorRows } from "../pooling";
 
 export interface FeatureSource {
   readonly rows: number;
@@ -99,29 +99,14 @@ export function subsetSource(source: FeatureSource, indices: ArrayLike<number>):
 export function poolSource(source: FeatureSource, p: number): FeatureSource {
   if (source.shape.length !== 3) throw new Error(`poolSource: rows must be [C, H, W], got ${JSON.stringify(source.shape)}`);
   const [c, h, w] = source.shape;
-  const rb = adaptiveBins(h, p), cb = adaptiveBins(w, p);
-  const inSize = c * h * w, outSize = c * p * p;
+  const outSize = c * p * p;
   return {
     rows: source.rows,
     shape: [outSize],
     labels: source.labels,
     numClasses: source.numClasses,
     async readRows(indices) {
-      const raw = await source.readRows(indices);
-      const out = new Float32Array(indices.length * outSize);
-      for (let r = 0; r < indices.length; r++) {
-        for (let ch = 0; ch < c; ch++) {
-          const base = r * inSize + ch * h * w;
-          for (let i = 0; i < p; i++) {
-            for (let j = 0; j < p; j++) {
-              let sum = 0;
-              for (let y = rb.start[i]; y < rb.end[i]; y++) for (let x = cb.start[j]; x < cb.end[j]; x++) sum += raw[base + y * w + x];
-              out[r * outSize + ch * p * p + i * p + j] = sum / ((rb.end[i] - rb.start[i]) * (cb.end[j] - cb.start[j]));
-            }
-          }
-        }
-      }
-      return out;
+      return poolChannelMajorRows(await source.readRows(indices), indices.length, [c, h, w], p);
     },
   };
 }
