@@ -94,7 +94,8 @@ export async function fitAndScore(recipe: HeadRecipe, train: FeatureSource, eval
 /** The images of a dataset's train and test splits (optionally `perClass` per class, seeded), centre-cropped to `size`. */
 export function datasetSources(ds: Dataset, size: number, subset?: { perClass: number | null; seed: number }): { train: ImageSource; test: ImageSource; dataset: Dataset } {
   const d = subset && subset.perClass ? subsetDataset(ds, { perClass: subset.perClass, seed: subset.seed, name: ds.name }) : ds;
-  const tag = subset && subset.perClass ? `${ds.name}` : ds.name;
+  // The store keys sets by dataset and split: a subset is another dataset name, so it never meets the whole split's sets.
+  const tag = subset && subset.perClass ? `${ds.name}-${subset.perClass}perclass-seed${subset.seed}` : ds.name;
   return {
     dataset: d,
     train: fileSource(tag, d.trainSplit, d.root, d.splits[d.trainSplit], size),
