@@ -6,7 +6,7 @@ import { selectBackend } from "../lib/backend";
 import { pixelBaseline, probeGrid, bestRow, pixelPredictions, LabelledImages, ProbeGridSpec } from "../lib/probe-grid";
 import { accuracy } from "../lib/metrics";
 import { FeatureSet } from "../lib/store/store";
-import { Rng } from "../lib/diffusion/rng";
+import { Rng } from "../lib/rng";
 
 const TINY = {
   image_size: 16, in_channels: 1, num_channels: 32, num_res_blocks: 1, channel_mult: "1,2",

@@ -6,7 +6,9 @@
  * weights initialised at zero (the problem is convex, so the result does not depend on a random init).
  */
 import * as tf from "@tensorflow/tfjs";
-import { Rng } from "../diffusion/rng";
+import { Rng, permutation } from "../rng";
+
+export { permutation };
 import { Progress, progress } from "../progress";
 
 export interface LinearProbeOptions {
@@ -105,19 +107,6 @@ class BatchBuffers {
       y: tf.tensor2d(this.y.subarray(0, n * c), [n, c]),
     };
   }
-}
-
-/** Fisher-Yates permutation of 0..n-1 from the seeded generator. */
-export function permutation(n: number, rng: Rng): Int32Array {
-  const p = new Int32Array(n);
-  for (let i = 0; i < n; i++) p[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.uint32() % (i + 1);
-    const t = p[i];
-    p[i] = p[j];
-    p[j] = t;
-  }
-  return p;
 }
 
 export async function trainLinearProbe(
