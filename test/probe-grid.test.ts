@@ -54,7 +54,20 @@ describe("probe grid", function () {
         probe: { epochs: 40, learningRate: 1e-2 },
       };
       await assert.rejects(probeGrid(spec, { ...train, labels: train.labels.slice(1) }, test, 2), /train: 48 images but 47 labels and 48 ids/);
-      const rows = await probeGrid(spec, train, test, 2);
+      // heads read the store through sources: matrix() is never called
+      const matrix = FeatureSet.prototype.matrix;
+      FeatureSet.prototype.matrix = () => {
+        throw new Error("matrix() called");
+      };
+      let rows;
+      try {
+        rows = await probeGrid(spec, train, test, 2);
+        // beyond the memory budget the probes stream from the store, with the same result
+        const streamed = await probeGrid({ ...spec, memoryBudgetBytes: 0 }, train, test, 2);
+        assert.deepEqual(streamed.map((r) => r.testAcc), rows.map((r) => r.testAcc));
+      } finally {
+        FeatureSet.prototype.matrix = matrix;
+      }
       assert.deepEqual(rows.map((r) => `${r.block!.number}/${r.block!.name}@${r.t}`), ["2/input_blocks.1@0", "2/input_blocks.1@200", "5/middle_block@0", "5/middle_block@200"]);
       for (const r of rows) {
         assert.equal(r.features, "random init");
