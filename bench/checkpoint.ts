@@ -5,7 +5,7 @@
  * produced one tensor at a time, so writing a 2.2 GB file needs little memory.
  */
 import { writeTorchZip } from "../lib/checkpoint";
-import { Rng } from "../lib/diffusion/rng";
+import { Rng } from "../lib/rng";
 import type { UNetConfig } from "../lib/unet/config";
 import { parameterSpecs } from "../lib/unet/parameters";
 

@@ -15,7 +15,9 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { Rng } from "./diffusion/rng";
+import { Rng, shuffleInPlace } from "./rng";
+
+export { shuffleInPlace };
 
 export const FASHION_MNIST_PACKAGE = "fashion-mnist";
 export const FASHION_MNIST_VERSION = "1.1.0";
@@ -103,16 +105,6 @@ export function duplicateGroups(raw: FashionMnistRaw): number[][] {
     else byKey.set(key, [i]);
   }
   return [...byKey.values()].filter((g) => g.length > 1);
-}
-
-/** Fisher-Yates shuffle in place with a seeded generator. */
-export function shuffleInPlace<T>(a: T[] | Int32Array, rng: Rng): void {
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(rng.uniform() * (i + 1));
-    const t = a[i];
-    a[i] = a[j];
-    a[j] = t;
-  }
 }
 
 /**

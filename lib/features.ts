@@ -12,13 +12,13 @@
  * - `fresh`: a new draw on every call, as the paper's code does (torch.randn_like per batch);
  * - `ensemble`: k seeded draws per image, features are the mean of the k pooled vectors. Draw 0 is
  *   the `seeded` draw, so ensemble k=1 equals seeded with the same seed.
- * Draws come from lib/diffusion/rng (plain JS): the same numbers on every backend.
+ * Draws come from lib/rng (plain JS): the same numbers on every backend.
  *
  * The image key is the image's id when `ids` are given, else its index (`indexOffset` + position).
  */
 import * as tf from "@tensorflow/tfjs";
 import { createHash, randomInt } from "crypto";
-import { Rng } from "./diffusion/rng";
+import { Rng } from "./rng";
 import { NoiseSchedule } from "./diffusion/schedule";
 import type { UNetConfig } from "./unet/config";
 import type { UNetEngine } from "./engines/engine";

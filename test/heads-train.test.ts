@@ -4,7 +4,7 @@ import * as os from "os";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { selectBackend } from "../lib/backend";
-import { Rng } from "../lib/diffusion/rng";
+import { Rng } from "../lib/rng";
 import { Head } from "../lib/heads/head";
 import { createMlpHead } from "../lib/heads/mlp";
 import { createCnnHead } from "../lib/heads/cnn";

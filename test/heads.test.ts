@@ -3,7 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import { selectBackend } from "../lib/backend";
 import { trainLinearProbe, probePredict, columnStats, permutation, Features } from "../lib/heads/linear";
 import { accuracy, topKAccuracy, confusionMatrix, meanPerClassAccuracy, wilsonInterval, mcnemarExact, argmaxRows, perClassAccuracy } from "../lib/metrics";
-import { Rng } from "../lib/diffusion/rng";
+import { Rng } from "../lib/rng";
 import * as fs from "fs";
 import { adaptiveAvgPool } from "../lib/pooling";
 import { checkSource, chunkRows, featureStats, memorySource, poolSource, subsetSource } from "../lib/heads/source";

@@ -8,7 +8,7 @@ import { cmykToRgb, decodeRgb, RgbImage } from "../lib/data/image";
 import { centerCropArr, preprocessFiles, pyRound, toModelBatch, toModelInput } from "../lib/data/preprocess";
 import { compareReferenceFolder, DEFAULT_TOLERANCE, diffStats, formatResult, readNpyUint8 } from "../lib/data/reference";
 import { resize } from "../lib/data/resample";
-import { makeRng } from "../lib/data/rng";
+import { makeRng } from "../lib/rng";
 import { sharedOrSkip } from "./helpers/shared";
 
 const FIX = path.join(__dirname, "fixtures", "datasets");

@@ -3,10 +3,10 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { selectBackend } from "../lib/backend";
-import { pixelBaseline, probeGrid, bestRow, pixelPredictions, LabelledImages, ProbeGridSpec } from "../lib/probe-grid";
+import { pixelBaseline, probeGrid, pixelPredictions, LabelledImages, ProbeGridSpec } from "../lib/probe-grid";
 import { accuracy } from "../lib/metrics";
 import { FeatureSet } from "../lib/store/store";
-import { Rng } from "../lib/diffusion/rng";
+import { Rng } from "../lib/rng";
 
 const TINY = {
   image_size: 16, in_channels: 1, num_channels: 32, num_res_blocks: 1, channel_mult: "1,2",
@@ -54,8 +54,21 @@ describe("probe grid", function () {
         probe: { epochs: 40, learningRate: 1e-2 },
       };
       await assert.rejects(probeGrid(spec, { ...train, labels: train.labels.slice(1) }, test, 2), /train: 48 images but 47 labels and 48 ids/);
-      const rows = await probeGrid(spec, train, test, 2);
-      assert.deepEqual(rows.map((r) => `${r.block}/${r.module}@${r.t}`), ["2/input_blocks.1@0", "2/input_blocks.1@200", "5/middle_block@0", "5/middle_block@200"]);
+      // heads read the store through sources: matrix() is never called
+      const matrix = FeatureSet.prototype.matrix;
+      FeatureSet.prototype.matrix = () => {
+        throw new Error("matrix() called");
+      };
+      let rows;
+      try {
+        rows = await probeGrid(spec, train, test, 2);
+        // beyond the memory budget the probes stream from the store, with the same result
+        const streamed = await probeGrid({ ...spec, memoryBudgetBytes: 0 }, train, test, 2);
+        assert.deepEqual(streamed.map((r) => r.testAcc), rows.map((r) => r.testAcc));
+      } finally {
+        FeatureSet.prototype.matrix = matrix;
+      }
+      assert.deepEqual(rows.map((r) => `${r.block!.number}/${r.block!.name}@${r.t}`), ["2/input_blocks.1@0", "2/input_blocks.1@200", "5/middle_block@0", "5/middle_block@200"]);
       for (const r of rows) {
         assert.equal(r.features, "random init");
         assert.ok(r.dim === 32 || r.dim === 64, `dim ${r.dim}`);
@@ -64,8 +77,11 @@ describe("probe grid", function () {
         assert.equal(r.testPred.length, 24);
         assert.equal(accuracy(r.testPred, test.labels), r.testAcc);
         assert.ok(!("testPred" in JSON.parse(JSON.stringify(r))));
+        // the block is one value: {number, name} in JSON, "number (name)" in a CSV cell
+        assert.deepEqual(JSON.parse(JSON.stringify(r)).block, { number: r.block!.number, name: r.block!.name });
+        assert.equal(String(r.block), `${r.block!.number} (${r.block!.name})`);
       }
-      assert.ok(bestRow(rows).testAcc > 0.7, `best ${JSON.stringify(bestRow(rows))}`);
+      assert.ok(Math.max(...rows.map((r) => r.testAcc)) > 0.7, `rows ${JSON.stringify(rows)}`);
       // 2 blocks x 2 timesteps x 2 splits, complete: 48 train rows in 3 parts, 24 test rows in 2
       const sets = fs.readdirSync(root).map((d) => FeatureSet.open(path.join(root, d)));
       assert.equal(sets.length, 8);

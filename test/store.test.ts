@@ -12,7 +12,7 @@ import { FeatureExtractor } from "../lib/store/extractor";
 import { memorySource } from "../lib/store/images";
 import { checkpointId } from "../lib/workers/model-source";
 import { FeatureBatch } from "../lib/features";
-import { Rng } from "../lib/diffusion/rng";
+import { Rng } from "../lib/rng";
 
 const ROOT = path.join(__dirname, "..");
 const F16 = JSON.parse(fs.readFileSync(path.join(__dirname, "fixtures", "float16", "values.json"), "utf8"));

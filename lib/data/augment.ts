@@ -9,7 +9,7 @@
  */
 import { RgbImage } from "./image";
 import { crop, resizeShortSide } from "./preprocess";
-import { Rng } from "./rng";
+import type { SeededRandom as Rng } from "../rng";
 
 /** The random draws of one augmentation; `randomCropArrWith` is deterministic given them. */
 export interface CropDraw {

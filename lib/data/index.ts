@@ -10,7 +10,7 @@ import { DOGS_LAYOUT, loadDogs } from "./dogs";
 import { FLOWERS_LAYOUT, loadFlowers } from "./flowers";
 import { IMAGENET_LAYOUT, loadImagenet } from "./imagenet";
 import { loadNabirds, NABIRDS_LAYOUT } from "./nabirds";
-import { makeRng } from "./rng";
+import { makeRng } from "../rng";
 import { Dataset, DatasetError, readLines, Sample } from "./types";
 
 export * from "./types";
@@ -18,7 +18,8 @@ export * from "./image";
 export * from "./resample";
 export * from "./preprocess";
 export * from "./augment";
-export * from "./rng";
+export { makeRng } from "../rng";
+export type { SeededRandom } from "../rng";
 export { readMat, parseMat, MatValue, MatError } from "./mat";
 
 export type DatasetName = "imagenet" | "aircraft" | "cars" | "cub" | "dogs" | "flowers" | "nabirds";

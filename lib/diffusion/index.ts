@@ -2,4 +2,4 @@
 export { betaSchedule, betasForAlphaBar, linspace, NoiseSchedule, spaceTimesteps } from "./schedule";
 export type { ScheduleName } from "./schedule";
 export { noiseFor, qSample, qSampleArray } from "./q-sample";
-export { gaussian, Rng } from "./rng";
+export { gaussian, Rng } from "../rng";

@@ -4,7 +4,7 @@
  * Layout-agnostic (NCHW or NHWC): the first axis is the batch.
  */
 import * as tf from "@tensorflow/tfjs";
-import { Rng } from "./rng";
+import { Rng } from "../rng";
 import { NoiseSchedule } from "./schedule";
 
 /** q_sample on tfjs tensors. `t` holds unscaled integer timesteps, one per sample. */

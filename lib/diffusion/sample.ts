@@ -17,7 +17,7 @@
  * not depend on the batch size or on which other samples are drawn with it.
  */
 import * as tf from "@tensorflow/tfjs";
-import { Rng } from "./rng";
+import { Rng } from "../rng";
 import { NoiseSchedule, spaceTimesteps } from "./schedule";
 
 /** ε̂ = model(x_t, t): x_t NHWC, t the original (unspaced) timesteps; returns a tensor shaped like x. */

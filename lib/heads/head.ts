@@ -6,10 +6,10 @@
  * ([C, H, W] flattened as PyTorch does). Weight matrices are stored [in, out] (tfjs convention; a
  * PyTorch nn.Linear weight is the transpose). Initialisation follows PyTorch's defaults for nn.Linear
  * and nn.Conv2d (weights and biases uniform in +-1/sqrt(fan_in)), drawn from the seeded JS generator
- * (lib/diffusion/rng.ts), so a head is identical on every backend and machine for a seed.
+ * (lib/rng.ts), so a head is identical on every backend and machine for a seed.
  */
 import * as tf from "@tensorflow/tfjs";
-import { Rng } from "../diffusion/rng";
+import { Rng } from "../rng";
 
 export interface Head {
   readonly kind: "mlp" | "cnn" | "attention";

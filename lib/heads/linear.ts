@@ -4,10 +4,15 @@
  * Features are standardised with the training split's mean and std, then a softmax classifier is
  * trained with Adam on cross-entropy + L2 weight decay, mini-batches shuffled by a seeded generator,
  * weights initialised at zero (the problem is convex, so the result does not depend on a random init).
+ * Training reads its mini-batches through a FeatureSource (`trainLinearProbeOn`, e.g. rows of the feature
+ * store), so it never needs the whole matrix; `trainLinearProbe` is the same on a matrix in memory.
  */
 import * as tf from "@tensorflow/tfjs";
-import { Rng } from "../diffusion/rng";
+import { Rng, permutation } from "../rng";
+
+export { permutation };
 import { Progress, progress } from "../progress";
+import { FeatureSource, featureStats, forEachChunk, memorySource, rowSize } from "./source";
 
 export interface LinearProbeOptions {
   epochs: number;
@@ -77,8 +82,9 @@ function standardiseArray(x: Features, mean: Float32Array, std: Float32Array): F
 }
 
 /**
- * One mini-batch as the step needs it, gathered in plain JS (tfjs-wasm's gather, and a matMul with a
- * transposed operand, cost more than the whole step): rows [n, D], their transpose [D, n], one-hot [n, C].
+ * One mini-batch as the step needs it, laid out in plain JS (tfjs-wasm's gather, and a matMul with a
+ * transposed operand, cost more than the whole step): standardised rows [n, D], their transpose [D, n],
+ * one-hot [n, C].
  */
 class BatchBuffers {
   private readonly x: Float32Array;
@@ -89,15 +95,18 @@ class BatchBuffers {
     this.xT = new Float32Array(batchSize * dim);
     this.y = new Float32Array(batchSize * numClasses);
   }
-  fill(xs: Float32Array, labels: ArrayLike<number>, rows: ArrayLike<number>, start: number, n: number): { x: tf.Tensor2D; xT: tf.Tensor2D; y: tf.Tensor2D } {
+  /** `raw`: the batch's n rows as read from the source; `labels`: theirs. */
+  fill(raw: Float32Array, labels: ArrayLike<number>, n: number, mean: Float32Array, std: Float32Array): { x: tf.Tensor2D; xT: tf.Tensor2D; y: tf.Tensor2D } {
     const { dim, numClasses: c } = this;
     this.y.fill(0, 0, n * c);
     for (let r = 0; r < n; r++) {
-      const row = rows[start + r];
-      const src = xs.subarray(row * dim, (row + 1) * dim);
-      this.x.set(src, r * dim);
-      for (let j = 0; j < dim; j++) this.xT[j * n + r] = src[j];
-      this.y[r * c + labels[row]] = 1;
+      const o = r * dim;
+      for (let j = 0; j < dim; j++) {
+        const v = Math.fround(raw[o + j] - mean[j]) / std[j];
+        this.x[o + j] = v;
+        this.xT[j * n + r] = v;
+      }
+      this.y[r * c + labels[r]] = 1;
     }
     return {
       x: tf.tensor2d(this.x.subarray(0, n * dim), [n, dim]),
@@ -107,53 +116,77 @@ class BatchBuffers {
   }
 }
 
-/** Fisher-Yates permutation of 0..n-1 from the seeded generator. */
-export function permutation(n: number, rng: Rng): Int32Array {
-  const p = new Int32Array(n);
-  for (let i = 0; i < n; i++) p[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.uint32() % (i + 1);
-    const t = p[i];
-    p[i] = p[j];
-    p[j] = t;
-  }
-  return p;
+/** Rows of `x` as a FeatureSource of vectors (what the in-memory entry points train and score through). */
+function featuresSource(x: Features, labels: ArrayLike<number> | null, numClasses: number): FeatureSource {
+  return memorySource(x.data, [x.dim], labels ?? new Int32Array(x.rows), numClasses);
 }
 
+/** In-memory entry point: standardised with columnStats, then trained as `trainLinearProbeOn`. */
 export async function trainLinearProbe(
   x: Features,
   labels: ArrayLike<number>,
   numClasses: number,
   options: Partial<LinearProbeOptions> = {},
 ): Promise<LinearProbe> {
-  const opts = { ...DEFAULT_LINEAR_PROBE, ...options };
   checkFeatures(x, labels, "trainLinearProbe");
+  checkLabels(labels, numClasses, "trainLinearProbe");
+  return trainLinearProbeOn(featuresSource(x, labels, numClasses), options, columnStats(x));
+}
+
+function checkLabels(labels: ArrayLike<number>, numClasses: number, what: string): void {
   for (let i = 0; i < labels.length; i++) {
     if (!(labels[i] >= 0 && labels[i] < numClasses && Number.isInteger(labels[i]))) {
-      throw new Error(`trainLinearProbe: label ${labels[i]} at row ${i} is outside 0..${numClasses - 1}`);
+      throw new Error(`${what}: label ${labels[i]} at row ${i} is outside 0..${numClasses - 1}`);
     }
   }
-  const { mean, std } = columnStats(x);
-  const xs = standardiseArray(x, mean, std);
-  const w = tf.variable(tf.zeros([x.dim, numClasses]));
+}
+
+/**
+ * The linear probe over a FeatureSource: mini-batches are read from the source (in the epoch's seeded
+ * order, one batch ahead), never the whole matrix, so a source on the feature store trains in the memory
+ * of a few batches. Standardisation statistics: `stats` when given, else one streaming pass (featureStats).
+ * The same source, options and statistics give the same probe, whatever holds the rows.
+ */
+export async function trainLinearProbeOn(
+  source: FeatureSource,
+  options: Partial<LinearProbeOptions> = {},
+  stats?: { mean: Float32Array; std: Float32Array },
+): Promise<LinearProbe> {
+  const opts = { ...DEFAULT_LINEAR_PROBE, ...options };
+  const what = "trainLinearProbe";
+  if (!(Number.isInteger(source.rows) && source.rows > 0)) throw new Error(`${what}: source has ${source.rows} rows`);
+  checkLabels(source.labels, source.numClasses, what);
+  if (source.labels.length !== source.rows) throw new Error(`${what}: ${source.rows} feature rows but ${source.labels.length} labels`);
+  const dim = rowSize(source.shape);
+  const numClasses = source.numClasses;
+  const { mean, std } = stats ?? (await featureStats(source));
+  if (mean.length !== dim || std.length !== dim) throw new Error(`${what}: statistics of ${mean.length} values for rows of ${dim}`);
+  const rows = source.rows;
+  const w = tf.variable(tf.zeros([dim, numClasses]));
   const b = tf.variable(tf.zeros([numClasses]));
   const optimizer = tf.train.adam(opts.learningRate);
   const rng = new Rng(opts.seed, 0x9e0be);
-  const batches = Math.ceil(x.rows / opts.batchSize);
-  const buffers = new BatchBuffers(x.dim, numClasses, Math.min(opts.batchSize, x.rows));
+  const batches = Math.ceil(rows / opts.batchSize);
+  const buffers = new BatchBuffers(dim, numClasses, Math.min(opts.batchSize, rows));
   const bar: Progress | null = opts.showProgress === false ? null : progress({ total: opts.epochs, label: "linear probe", unit: "epoch" });
   const lossHistory: number[] = [];
   try {
     for (let epoch = 0; epoch < opts.epochs; epoch++) {
-      const order = permutation(x.rows, rng);
+      const order = permutation(rows, rng);
+      const batchIdx = (bi: number) => order.subarray(bi * opts.batchSize, Math.min(rows, (bi + 1) * opts.batchSize));
+      let next = source.readRows(batchIdx(0));
       let lossSum = 0;
       for (let bi = 0; bi < batches; bi++) {
-        const start = bi * opts.batchSize;
-        const n = Math.min(opts.batchSize, x.rows - start);
+        const idx = batchIdx(bi);
+        const n = idx.length;
+        const raw = await next;
+        if (raw.length !== n * dim) throw new Error(`${what}: readRows returned ${raw.length} values for ${n} rows of ${dim}`);
+        if (bi + 1 < batches) next = source.readRows(batchIdx(bi + 1));
+        const labels = Int32Array.from(idx, (i) => source.labels[i]);
         // Cross-entropy + (weightDecay / 2)·|W|², gradients written out (softmax - onehot) / n:
         // what optimizer.minimize would differentiate, without its transposed matMul.
         const loss = tf.tidy(() => {
-          const batch = buffers.fill(xs, labels, order, start, n);
+          const batch = buffers.fill(raw, labels, n, mean, std);
           const logp = tf.logSoftmax(batch.x.matMul(w).add(b));
           const ce = batch.y.mul(logp).sum().neg().div(n);
           const dLogits = tf.exp(logp).sub(batch.y).div(n);
@@ -169,11 +202,22 @@ export async function trainLinearProbe(
       bar?.tick(1, { loss: lossSum / batches });
     }
     bar?.done();
-    return { dim: x.dim, numClasses, mean, std, weight: (await w.data()) as Float32Array, bias: (await b.data()) as Float32Array, lossHistory };
+    return { dim, numClasses, mean, std, weight: (await w.data()) as Float32Array, bias: (await b.data()) as Float32Array, lossHistory };
   } finally {
     tf.dispose([w, b]);
     optimizer.dispose();
   }
+}
+
+/** Predicted class of every row of a source, scored in chunks (never the whole matrix). */
+export async function probePredictOn(probe: LinearProbe, source: FeatureSource, chunk = 1024): Promise<Int32Array> {
+  const dim = rowSize(source.shape);
+  if (dim !== probe.dim) throw new Error(`probePredict: features have ${dim} dims, the probe was trained on ${probe.dim}`);
+  const out = new Int32Array(source.rows);
+  await forEachChunk(source, chunk, (data, start, n) => {
+    out.set(probePredict(probe, { data, rows: n, dim }), start);
+  });
+  return out;
 }
 
 /** Class scores [N, C] row-major. */

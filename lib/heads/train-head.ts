@@ -17,7 +17,7 @@
 import * as fs from "fs";
 import * as tf from "@tensorflow/tfjs";
 import { writeAtomically } from "../checkpoint/atomic";
-import { Rng } from "../diffusion/rng";
+import { Rng } from "../rng";
 import { progress, Progress } from "../progress";
 import { installTrainingKernels } from "../train/wasm-kernels";
 import { Head } from "./head";

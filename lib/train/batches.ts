@@ -5,10 +5,10 @@
  *   positions [s·B, (s+1)·B) of the endless concatenation of epochs (a batch may span two epochs).
  * - Timesteps: uniform in 0..T-1 (guided-diffusion's UniformSampler), one per sample.
  * - Noise: standard normals, one stream per step.
- * Streams are `Rng(seed, purpose · 2^40 + index)` (xoshiro128**, ../diffusion/rng), so a run resumed at
+ * Streams are `Rng(seed, purpose · 2^40 + index)` (xoshiro128**, ../rng), so a run resumed at
  * step s draws exactly what the uninterrupted run would have drawn.
  */
-import { Rng } from "../diffusion/rng";
+import { Rng } from "../rng";
 
 const STREAM = { epoch: 1, timestep: 2, noise: 3 } as const;
 const stream = (purpose: number, index: number) => purpose * 2 ** 40 + index;

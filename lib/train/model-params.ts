@@ -6,7 +6,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { UNet } from "../unet/index";
 import { parameterSpecs, ParamSpec } from "../unet/parameters";
 import type { UNetConfig } from "../unet/config";
-import { Rng } from "../diffusion/rng";
+import { Rng } from "../rng";
 
 /** Named trainable weights, in state_dict order. */
 export type Params = Map<string, tf.Variable>;

@@ -18,7 +18,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { StateDict } from "../checkpoint/state-dict";
-import { Rng } from "../diffusion/rng";
+import { Rng } from "../rng";
 import { UNetConfig } from "./config";
 import { WeightSource } from "./layers";
 import { ParamSpec, parameterSpecs } from "./parameters";

@@ -1,6 +1,11 @@
 /**
- * Seeded random numbers in plain JavaScript, identical on every tfjs backend and every machine
- * (tf.randomNormal depends on the backend and is not used for anything that must be reproduced).
+ * The project's one module of seeded random numbers, in plain JavaScript, identical on every tfjs backend
+ * and every machine (tf.randomNormal depends on the backend and is not used for anything that must be
+ * reproduced), and its one shuffle.
+ *
+ * `Rng`: the generator of noise, weights, batch orders and splits. `makeRng`: the small Python-`random`-like
+ * interface the dataset code uses (subsets, crops). `shuffleInPlace` / `permutation`: the one Fisher-Yates
+ * shuffle, over any generator with uniform draws.
  *
  * Generator: xoshiro128** (32-bit state words, Math.imul), seeded through splitmix32 from a
  * (seed, stream) pair, so independent streams (e.g. one per image index) need no coordination.
@@ -97,4 +102,79 @@ export class Rng {
 /** `n` float32 standard normals from (seed, stream). */
 export function gaussian(n: number, seed: number, stream = 0): Float32Array {
   return new Rng(seed, stream).fillNormal(new Float32Array(n));
+}
+
+/** Fisher-Yates shuffle in place: position i swaps with floor(u · (i + 1)), u a uniform draw in [0, 1). The project's one shuffle. */
+export function shuffleInPlace<A extends { length: number; [i: number]: any }>(a: A, rng: { uniform(): number }): A {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(rng.uniform() * (i + 1));
+    const t = a[i];
+    a[i] = a[j];
+    a[j] = t;
+  }
+  return a;
+}
+
+/** A seeded permutation of 0..n-1 (shuffleInPlace of the identity). */
+export function permutation(n: number, rng: { uniform(): number }): Int32Array {
+  const p = new Int32Array(n);
+  for (let i = 0; i < n; i++) p[i] = i;
+  return shuffleInPlace(p, rng);
+}
+
+/**
+ * A second, small generator (sfc32 seeded through splitmix32) behind a Python-`random`-like interface,
+ * so that dataset subsets and augmentations are reproducible from one integer seed. Not Python's Mersenne
+ * Twister: the same seed does not give guided-diffusion's exact draws, only the same distribution.
+ */
+export interface SeededRandom {
+  /** Uniform float in [0, 1). */
+  random(): number;
+  /** Python's `random.randrange(start, stop)`: an integer in [start, stop); `randrange(n)` is [0, n). */
+  randrange(start: number, stop?: number): number;
+  /** Fisher-Yates shuffle in place; returns the array. */
+  shuffle<T>(a: T[]): T[];
+}
+
+function splitmix32Stream(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x9e3779b9) >>> 0;
+    let z = s;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+    return (z ^ (z >>> 16)) >>> 0;
+  };
+}
+
+/** A generator from an integer seed (any safe integer; the low 32 bits and the high bits both matter). */
+export function makeRng(seed: number): SeededRandom {
+  if (!Number.isSafeInteger(seed)) throw new Error(`makeRng: seed must be a safe integer, got ${seed}`);
+  const sm = splitmix32Stream((seed >>> 0) ^ Math.floor(seed / 2 ** 32));
+  let a = sm(), b = sm(), c = sm(), d = sm();
+  const next = () => {
+    const t = (((a + b) >>> 0) + d) >>> 0;
+    d = (d + 1) >>> 0;
+    a = b ^ (b >>> 9);
+    b = (c + (c << 3)) >>> 0;
+    c = ((c << 21) | (c >>> 11)) >>> 0;
+    c = (c + t) >>> 0;
+    return t;
+  };
+  for (let i = 0; i < 12; i++) next();
+  const rng: SeededRandom = {
+    // 53-bit float from two draws.
+    random: () => ((next() >>> 5) * 67108864 + (next() >>> 6)) / 9007199254740992,
+    randrange(start: number, stop?: number) {
+      const lo = stop === undefined ? 0 : start;
+      const hi = stop === undefined ? start : stop;
+      if (!(Number.isInteger(lo) && Number.isInteger(hi)) || hi <= lo) throw new Error(`randrange: empty range [${lo}, ${hi})`);
+      return lo + Math.floor(rng.random() * (hi - lo));
+    },
+    shuffle<T>(arr: T[]): T[] {
+      shuffleInPlace(arr, { uniform: rng.random });
+      return arr;
+    },
+  };
+  return rng;
 }

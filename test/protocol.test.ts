@@ -1,0 +1,229 @@
+import { strict as assert } from "assert";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { selectBackend } from "../lib/backend";
+import { trainLinearProbe, trainLinearProbeOn, probePredict } from "../lib/heads/linear";
+import { FeatureSource, featureStats, memorySource, subsetSource } from "../lib/heads/source";
+import { storeSource, withinBudget } from "../lib/heads/store-source";
+import { accuracy, mcnemarExact } from "../lib/metrics";
+import { validationSplit } from "../lib/protocol/split";
+import { Candidate, chooseOnValidation, gridOnTest, pairedOnTest, selectAndTest, TEST_SHOWN_LABEL } from "../lib/protocol/select";
+import { Rng } from "../lib/rng";
+import type { FeatureSetKey } from "../lib/store/key";
+import { FeatureSet } from "../lib/store/store";
+
+const KEY: FeatureSetKey = {
+  model: "ckpt:0123456789abcdef01234567", schedule: "1000:abcdefabcdef", block: 9, module: "input_blocks.8", t: 100, pool: "adaptive4x4",
+  noise: "seeded:0", preprocessing: "synthetic", dataset: "protocol-test", split: "train", dtype: "float32",
+};
+
+/** Labels 0..k-1 with uneven class sizes (class c has 10 + 7c rows), in a shuffled order. */
+function unevenLabels(k: number, seed: number): Int32Array {
+  const out: number[] = [];
+  for (let c = 0; c < k; c++) for (let i = 0; i < 10 + 7 * c; i++) out.push(c);
+  const rng = new Rng(seed);
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = rng.uint32() % (i + 1);
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return Int32Array.from(out);
+}
+
+/** Gaussian class clusters in `dim` dimensions; `signal` scales the class means (0: pure noise). */
+function clusters(labels: ArrayLike<number>, dim: number, signal: number, seed: number): Float32Array {
+  const rng = new Rng(seed);
+  const means = new Rng(99).fillNormal(new Float32Array(10 * dim));
+  const x = new Float32Array(labels.length * dim);
+  for (let i = 0; i < labels.length; i++) for (let j = 0; j < dim; j++) x[i * dim + j] = signal * means[labels[i] * dim + j] + rng.normal();
+  return x;
+}
+
+describe("selection protocol", function () {
+  before(async () => {
+    await selectBackend("wasm");
+  });
+
+  describe("validation split", () => {
+    it("is stratified (round(fraction · n_c) of each class), disjoint, complete and sorted", () => {
+      const labels = unevenLabels(4, 1);
+      const s = validationSplit(labels, { seed: 5, fraction: 0.2 });
+      const all = [...s.fit, ...s.val].sort((a, b) => a - b);
+      assert.deepEqual(all, Array.from({ length: labels.length }, (_, i) => i));
+      assert.equal(new Set([...s.fit, ...s.val]).size, labels.length);
+      for (const part of [s.fit, s.val]) for (let i = 1; i < part.length; i++) assert.ok(part[i] > part[i - 1]);
+      for (let c = 0; c < 4; c++) {
+        const n = 10 + 7 * c;
+        const val = Array.from(s.val).filter((i) => labels[i] === c).length;
+        assert.equal(val, Math.round(0.2 * n), `class ${c}`);
+        assert.deepEqual(s.record.perClass[String(c)], [n - val, val]);
+      }
+      assert.equal(s.record.valRows + s.record.fitRows, labels.length);
+      assert.match(s.record.hash, /^[0-9a-f]{16}$/);
+    });
+
+    it("is deterministic for a seed; another seed gives another split; a count per class works too", () => {
+      const labels = unevenLabels(3, 2);
+      const a = validationSplit(labels, { seed: 1, fraction: 0.25 });
+      const b = validationSplit(labels, { seed: 1, fraction: 0.25 });
+      const c = validationSplit(labels, { seed: 2, fraction: 0.25 });
+      assert.deepEqual(Array.from(a.val), Array.from(b.val));
+      assert.equal(a.record.hash, b.record.hash);
+      assert.notDeepEqual(Array.from(a.val), Array.from(c.val));
+      assert.notEqual(a.record.hash, c.record.hash);
+      const k = validationSplit(labels, { seed: 1, perClass: 4 });
+      assert.equal(k.val.length, 12);
+      assert.deepEqual(Object.values(k.record.perClass).map((x) => x[1]), [4, 4, 4]);
+      // the hash of ids names the images, whatever positions they have
+      const ids = Array.from(labels, (_, i) => `img${i}`);
+      const h = validationSplit(labels, { seed: 1, fraction: 0.25, ids });
+      assert.equal(h.record.hashOf, "ids");
+      assert.deepEqual(Array.from(h.val), Array.from(a.val));
+    });
+
+    it("refuses bad input with a clear message", () => {
+      const labels = unevenLabels(2, 3);
+      assert.throws(() => validationSplit(labels, { seed: 1 }), /exactly one of fraction and perClass/);
+      assert.throws(() => validationSplit(labels, { seed: 1, fraction: 1 }), /fraction must be in \(0, 1\)/);
+      assert.throws(() => validationSplit(labels, { seed: 1, perClass: 10 }), /class 0 has 10 training rows; holding out 10/);
+      assert.throws(() => validationSplit(labels, { seed: -1, fraction: 0.1 }), /seed must be a non-negative integer/);
+    });
+  });
+
+  describe("heads read from the store", () => {
+    it("a probe trained from a stored set (streamed, never matrix()) equals one trained on the same rows in memory", async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "protocol-store-"));
+      try {
+        const labels = unevenLabels(3, 4);
+        const dim = 6;
+        const x = clusters(labels, dim, 1, 5);
+        const set = FeatureSet.create(dir, KEY, { dim, ids: Array.from(labels, (_, i) => `r${i}`), labels, partRows: 8 });
+        for (let p = 0; p < set.parts; p++) {
+          const [a, b] = set.partRange(p);
+          set.writePart(p, x.subarray(a * dim, b * dim));
+        }
+        set.matrix = () => {
+          throw new Error("matrix() called");
+        };
+        const rows = validationSplit(labels, { seed: 0, fraction: 0.3 }).fit;
+        const fromStore = storeSource(set, { numClasses: 3, rows });
+        const inMemory = subsetSource(memorySource(x, [dim], labels, 3), rows);
+        assert.deepEqual(Array.from(fromStore.labels), Array.from(inMemory.labels));
+        const opts = { epochs: 5, batchSize: 16, showProgress: false };
+        const a = await trainLinearProbeOn(fromStore, opts);
+        const b = await trainLinearProbeOn(inMemory, opts);
+        assert.deepEqual(Array.from(a.weight), Array.from(b.weight));
+        assert.deepEqual(Array.from(a.bias), Array.from(b.bias));
+        // the matrix entry point, given the same statistics, trains the same probe
+        const xs = await inMemory.readRows(Int32Array.from({ length: rows.length }, (_, i) => i));
+        const stats = await featureStats(inMemory);
+        const c = await trainLinearProbeOn(memorySource(xs, [dim], inMemory.labels, 3), opts, stats);
+        assert.deepEqual(Array.from(c.weight), Array.from(a.weight));
+        const d = await trainLinearProbe({ data: xs, rows: rows.length, dim }, inMemory.labels, 3, opts);
+        d.weight.forEach((v, i) => assert.ok(Math.abs(v - a.weight[i]) < 1e-4, `weight ${i}: ${v} vs ${a.weight[i]}`));
+        // the memory budget: a source that does not fit is not copied
+        assert.equal((await withinBudget(fromStore, rows.length * dim * 4 - 1)).inMemory, false);
+        const held = await withinBudget(fromStore, rows.length * dim * 4);
+        assert.equal(held.inMemory, true);
+        assert.deepEqual(Array.from(await held.source.readRows([0, 5])), Array.from(await inMemory.readRows([0, 5])));
+        assert.throws(() => storeSource(set, { numClasses: 2 }), /label 2 at row \d+ is outside 0..1/);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  describe("choosing on validation, testing once", () => {
+    const k = 3;
+    const trainLabels = unevenLabels(k, 11);
+    const testLabels = unevenLabels(k, 12);
+    const split = validationSplit(trainLabels, { seed: 3, fraction: 0.3 });
+    const dim = 5;
+    const signals = [0.05, 1.5, 0.4];
+    /** Candidates of increasing signal at index 1; tests count how often test sources are asked for and read. */
+    function candidates(labelsOfTest: Int32Array, reads: number[], asked: number[]): Candidate[] {
+      return signals.map((sig, i) => {
+        const tr = memorySource(clusters(trainLabels, dim, sig, 20 + i), [dim], trainLabels, k);
+        const teData = clusters(testLabels, dim, sig, 40 + i);
+        return {
+          setting: { block: { number: i + 1, name: `block${i + 1}` }, t: 10 * i, pool: "p" },
+          train: () => tr,
+          test: (): FeatureSource => {
+            asked[i]++;
+            const te = memorySource(teData, [dim], labelsOfTest, k);
+            return { ...te, readRows: (idx) => ((reads[i] += idx.length), te.readRows(idx)) };
+          },
+        };
+      });
+    }
+
+    it("chooses the highest validation accuracy (checked by brute force), refits on all training rows, reads the test split once", async () => {
+      const reads = [0, 0, 0], asked = [0, 0, 0];
+      const cands = candidates(testLabels, reads, asked);
+      const opts = { epochs: 15, batchSize: 16 };
+      const sel = await selectAndTest("synthetic", cands, { split, probe: opts, showProgress: false });
+      // brute force: fit each candidate on the fit rows in memory, score the validation rows
+      const bruteVal: number[] = [];
+      for (const c of cands) {
+        const all = await c.train().readRows(Int32Array.from({ length: trainLabels.length }, (_, i) => i));
+        const pick = (idx: Int32Array) => {
+          const out = new Float32Array(idx.length * dim);
+          idx.forEach((r, j) => out.set(all.subarray(r * dim, (r + 1) * dim), j * dim));
+          return { data: out, rows: idx.length, dim };
+        };
+        const p = await trainLinearProbe(pick(split.fit), Int32Array.from(split.fit, (i) => trainLabels[i]), k, { ...opts, showProgress: false });
+        bruteVal.push(accuracy(probePredict(p, pick(split.val)), Int32Array.from(split.val, (i) => trainLabels[i])));
+      }
+      sel.grid.forEach((r, i) => assert.ok(Math.abs(r.valAcc - bruteVal[i]) <= 1 / split.val.length + 1e-12, `candidate ${i}: ${r.valAcc} vs ${bruteVal[i]}`));
+      assert.equal(sel.index, chooseOnValidation(sel.grid));
+      assert.equal(sel.index, 1, `val accuracies ${sel.grid.map((r) => r.valAcc)}`);
+      assert.deepEqual(sel.grid.map((r) => r.chosen), [false, true, false]);
+      assert.equal(sel.chosen.block!.number, 2);
+      assert.equal(sel.chosen.trainRows, trainLabels.length);
+      assert.equal(sel.chosen.valAcc, sel.grid[1].valAcc);
+      assert.equal(sel.chosen.split.hash, split.record.hash);
+      // the test split: asked for once, of the chosen candidate only, every row read exactly once
+      assert.deepEqual(asked, [0, 1, 0]);
+      assert.deepEqual(reads, [0, testLabels.length, 0]);
+      assert.equal(sel.chosen.testAcc, accuracy(sel.chosen.testPred, testLabels));
+      assert.ok(sel.chosen.testLow < sel.chosen.testAcc && sel.chosen.testAcc < sel.chosen.testHigh);
+      // the grid on test comes after, labelled, from the grid's probes
+      const shown = await gridOnTest(sel, cands);
+      assert.equal(shown.length, 3);
+      for (const r of shown) assert.ok(r[TEST_SHOWN_LABEL] >= 0 && r[TEST_SHOWN_LABEL] <= 1);
+    });
+
+    it("the choice never reads test labels: permuted test labels leave the grid and the choice unchanged", async () => {
+      const perm = Int32Array.from(testLabels);
+      for (let i = perm.length - 1; i > 0; i--) {
+        const j = (i * 7919 + 13) % (i + 1);
+        [perm[i], perm[j]] = [perm[j], perm[i]];
+      }
+      assert.notDeepEqual(Array.from(perm), Array.from(testLabels));
+      const opts = { split, probe: { epochs: 15, batchSize: 16 }, showProgress: false };
+      const a = await selectAndTest("synthetic", candidates(testLabels, [0, 0, 0], [0, 0, 0]), opts);
+      const b = await selectAndTest("synthetic", candidates(perm, [0, 0, 0], [0, 0, 0]), opts);
+      assert.equal(a.index, b.index);
+      assert.deepEqual(a.grid.map((r) => r.valAcc), b.grid.map((r) => r.valAcc));
+      // the same chosen probe predicts the same test images: only the score against the labels differs
+      assert.deepEqual(Array.from(a.chosen.testPred), Array.from(b.chosen.testPred));
+      assert.notEqual(a.chosen.testAcc, b.chosen.testAcc);
+    });
+
+    it("paired McNemar takes only settings chosen on validation, on the same split", async () => {
+      const opts = { split, probe: { epochs: 10, batchSize: 16 }, showProgress: false };
+      const cands = candidates(testLabels, [0, 0, 0], [0, 0, 0]);
+      const a = await selectAndTest("best of grid", cands, opts);
+      const b = await selectAndTest("weak only", [cands[0]], opts);
+      const p = pairedOnTest(a.chosen, b.chosen, testLabels);
+      const ref = mcnemarExact(a.chosen.testPred, b.chosen.testPred, testLabels);
+      assert.deepEqual({ onlyA: p.onlyA, onlyB: p.onlyB, both: p.both, neither: p.neither, pValue: p.pValue }, ref);
+      assert.equal(p.onlyA + p.onlyB + p.both + p.neither, testLabels.length);
+      // a grid row, or a copy of a chosen row, is not a pre-chosen setting
+      const copy = Object.assign({ ...a.chosen }, { testPred: a.chosen.testPred });
+      assert.throws(() => pairedOnTest(copy, b.chosen, testLabels), /not a setting chosen on validation/);
+      const other = await selectAndTest("other split", [cands[1]], { ...opts, split: validationSplit(trainLabels, { seed: 4, fraction: 0.3 }) });
+      assert.throws(() => pairedOnTest(a.chosen, other.chosen, testLabels), /different validation splits/);
+    });
+  });
+});
