@@ -15,7 +15,7 @@ import { FeatureSet } from "../lib/store/store";
 
 const KEY: FeatureSetKey = {
   model: "ckpt:0123456789abcdef01234567", schedule: "1000:abcdefabcdef", block: 9, module: "input_blocks.8", t: 100, pool: "adaptive4x4",
-  noise: "seeded:0", preprocessing: "synthetic", dataset: "protocol-test", split: "train", dtype: "float32",
+  noise: "seeded:0", preprocessing: "synthetic", dataset: "protocol-test", split: "train", images: "n10:0000000000000000", dtype: "float32",
 };
 
 /** Labels 0..k-1 with uneven class sizes (class c has 10 + 7c rows), in a shuffled order. */

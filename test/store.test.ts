@@ -4,7 +4,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { decodeHalf, encodeHalf, fromHalfBits, toHalfBits } from "../lib/store/float16";
-import { FeatureSetKey, canonicalKey, featureSetDirName, featureSetId } from "../lib/store/key";
+import { FeatureSetKey, canonicalKey, featureSetDirName, featureSetId, imageListId } from "../lib/store/key";
 import { FeatureSet } from "../lib/store/store";
 import { parseShard, shardParts, storeStatus } from "../lib/store/shard";
 import { extractToStore } from "../lib/store/extract";
@@ -19,7 +19,7 @@ const F16 = JSON.parse(fs.readFileSync(path.join(__dirname, "fixtures", "float16
 
 const KEY: FeatureSetKey = {
   model: "ckpt:0123456789abcdef01234567", schedule: "1000:abcdefabcdef", block: 9, module: "input_blocks.8", t: 100, pool: "adaptive4x4",
-  noise: "seeded:0", preprocessing: "fmnist-pad32-c1", dataset: "fashion-mnist", split: "train", dtype: "float32",
+  noise: "seeded:0", preprocessing: "fmnist-pad32-c1", dataset: "fashion-mnist", split: "train", images: "n10:0000000000000000", dtype: "float32",
 };
 
 function tmpdir(): string {
@@ -94,7 +94,7 @@ describe("feature store", function () {
       const base = featureSetId(KEY);
       const changed: Partial<Record<keyof FeatureSetKey, string | number>> = {
         model: "ckpt:ffff", schedule: "1000:000000000000", block: 10, module: "input_blocks.9", t: 101, pool: "adaptive2x2",
-        noise: "seeded:1", preprocessing: "fmnist-28", dataset: "cifar10", split: "test", dtype: "float16",
+        noise: "seeded:1", preprocessing: "fmnist-28", dataset: "cifar10", split: "test", images: "n10:1111111111111111", dtype: "float16",
       };
       const ids = new Set([base]);
       for (const [k, v] of Object.entries(changed)) {
@@ -103,7 +103,7 @@ describe("feature store", function () {
         assert.notEqual(featureSetDirName(other), featureSetDirName(KEY), k);
         ids.add(featureSetId(other));
       }
-      assert.equal(ids.size, 12);
+      assert.equal(ids.size, 13);
       const reordered = Object.fromEntries(Object.entries(KEY).reverse()) as unknown as FeatureSetKey;
       assert.equal(canonicalKey(reordered), canonicalKey(KEY));
       assert.throws(() => featureSetId({ ...KEY, t: -1 }), /field "t" must be a non-negative integer/);
@@ -165,6 +165,23 @@ describe("feature store", function () {
         assert.deepEqual(seen, order);
       });
     }
+
+    it("the image list is part of the key: 10 and 12 images of one split are two sets, in one store", async () => {
+      const root = fs.mkdtempSync(path.join(os.tmpdir(), "store-images-"));
+      try {
+        const job = (n: number) => ({ root, extractor: new FakeExtractor(), images: fakeImages(n), blocks: [3], timesteps: [5], pool: { kind: "global" as const }, noise: { policy: "seeded" as const, seed: 0 }, progress: false as const });
+        const a = (await extractToStore(job(10))).sets[0];
+        const b = (await extractToStore(job(12))).sets[0];
+        assert.notEqual(a.dir, b.dir);
+        assert.equal(a.rows, 10);
+        assert.equal(b.rows, 12);
+        assert.equal((await extractToStore(job(10))).computed, 0); // the 10-image set is still there, whole
+        assert.equal(imageListId(["img0", "img1"]), imageListId(["img0", "img1"]));
+        assert.notEqual(imageListId(["img0", "img1"]), imageListId(["img1", "img0"]));
+      } finally {
+        fs.rmSync(root, { recursive: true, force: true });
+      }
+    });
 
     it("a damaged or truncated part counts as missing, is never read, and extraction recomputes only it", async () => {
       const fake = new FakeExtractor();

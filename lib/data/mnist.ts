@@ -14,7 +14,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { Rng } from "../diffusion/rng";
+import { Rng } from "../rng";
 import { FashionMnistRaw, ImageFormat, imagesToFloat, shuffleInPlace } from "../fashion-mnist";
 
 export const MNIST_PACKAGE = "mnist";

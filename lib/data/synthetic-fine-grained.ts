@@ -11,7 +11,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import sharp from "sharp";
-import { Rng } from "../diffusion/rng";
+import { Rng } from "../rng";
 import { matCell, matChar, matDouble, matStruct, writeMat } from "./mat-writer";
 
 export type FineGrainedName = "aircraft" | "cars" | "cub" | "dogs" | "flowers" | "nabirds";

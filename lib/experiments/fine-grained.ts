@@ -10,7 +10,7 @@
  */
 import type { Dataset } from "../data/types";
 import { subsetDataset } from "../data/index";
-import { Rng } from "../diffusion/rng";
+import { Rng } from "../rng";
 import { buildHead, HeadSpec } from "../heads/create";
 import { evaluateHead, Evaluation } from "../heads/evaluate";
 import { countParams } from "../heads/head";

@@ -2,13 +2,13 @@
  * Random weights for a torchvision network configuration, as a state dict in torchvision's names and
  * PyTorch layouts (OIHW convolutions, [out, in] linears), written as a torch.save zip checkpoint so that the
  * real loading path (lib/checkpoint -> lib/nets/load) reads it: tiny stand-ins for the published networks in
- * smoke runs and tests. Seeded (lib/data/rng); not torchvision's initialisation, only similar in scale:
+ * smoke runs and tests. Seeded (lib/rng); not torchvision's initialisation, only similar in scale:
  * convolutions and linears N(0, 2 / fan_in) (ResNet) or N(0, 1 / fan_in) (ViT), BatchNorm and LayerNorm
  * scales near 1 with small shifts and running statistics (so the BatchNorm folding is exercised), the class
  * token and position embedding N(0, 0.02^2).
  */
 import { writeTorchZip } from "../checkpoint/index";
-import { makeRng, Rng } from "../data/rng";
+import { makeRng, SeededRandom as Rng } from "../rng";
 import type { NetConfig } from "./load";
 import { resnetParams } from "./resnet";
 import { vitParams } from "./vit";

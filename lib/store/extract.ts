@@ -13,6 +13,7 @@ import { progress } from "../progress";
 import type { FeatureExtractor, FeatureRequest } from "./extractor";
 import type { ImageSource } from "./images";
 import type { FeatureSetKey, StoreDtype } from "./key";
+import { imageListId } from "./key";
 import { Shard, shardParts } from "./shard";
 import { DEFAULT_PART_ROWS, FeatureSet } from "./store";
 
@@ -70,6 +71,7 @@ export function jobKeys(job: Omit<ExtractJob, "root">): { key: FeatureSetKey; di
         preprocessing: job.images.preprocessing,
         dataset: job.images.dataset,
         split: job.images.split,
+        images: imageListId(job.images.ids),
         dtype: job.dtype ?? "float32",
       };
       out.push({ key, dim: b.dim, rowShape: b.rowShape });

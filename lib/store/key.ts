@@ -1,9 +1,9 @@
 /**
  * The key of a feature set: everything that changes its numbers. Two extractions with equal keys give
  * equal rows; any difference (another checkpoint, even one byte in the middle; another schedule, block,
- * timestep, pooling, noise seed, preprocessing, dataset, split or storage dtype) is another set, in
- * another folder. The image is not part of the key: a set holds one row per image of its dataset split,
- * in the order of its manifest.
+ * timestep, pooling, noise seed, preprocessing, dataset, split, image list or storage dtype) is another set,
+ * in another folder. A set holds one row per image of its image list (`images`: the count and a hash of the
+ * ids in order), so a 200-image smoke run and a 1,500-image demo run of the same split are two sets.
  */
 import { createHash } from "crypto";
 
@@ -27,15 +27,24 @@ export interface FeatureSetKey {
   preprocessing: string;
   dataset: string;
   split: string;
+  /** imageListId of the set's image ids, in row order ("n1500:1a2b3c4d5e6f7a8b"). */
+  images: string;
   dtype: StoreDtype;
 }
 
 /** Version of the key scheme and on-disk layout (part of every set id). */
-export const STORE_FORMAT = "diffprobe-feature-set/1";
+export const STORE_FORMAT = "diffprobe-feature-set/2";
+
+/** Identity of an image list: its length and 16 hex digits of a SHA-256 of the ids in order. */
+export function imageListId(ids: readonly string[]): string {
+  const h = createHash("sha256");
+  for (const id of ids) h.update(id).update("\u0000");
+  return `n${ids.length}:${h.digest("hex").slice(0, 16)}`;
+}
 
 const FIELDS: { [K in keyof FeatureSetKey]: "string" | "integer" } = {
   model: "string", schedule: "string", block: "integer", module: "string", t: "integer", pool: "string",
-  noise: "string", preprocessing: "string", dataset: "string", split: "string", dtype: "string",
+  noise: "string", preprocessing: "string", dataset: "string", split: "string", images: "string", dtype: "string",
 };
 
 /** Check a key: every field present with the right type, nothing else; throws naming the field. */
