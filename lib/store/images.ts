@@ -56,7 +56,7 @@ export function fashionMnistSource(split: string, limit?: number): ImageSource {
 }
 
 /** Image files with labels, decoded and centre-cropped to `size` (guided-diffusion's center_crop_arr). */
-function fileSource(dataset: string, split: string, root: string, samples: Sample[], size: number): ImageSource {
+export function fileSource(dataset: string, split: string, root: string, samples: Sample[], size: number): ImageSource {
   return {
     dataset,
     split,
