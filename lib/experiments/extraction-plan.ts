@@ -50,17 +50,19 @@ export interface CostLine {
 }
 
 /**
- * Seconds per image of each job on this machine's engine, measured on the first `n` images (run twice;
- * the second run is timed, so engine build and warm-up are not counted).
+ * Seconds per image of each job on this machine's engine, measured on the first `n` images (after a
+ * warm-up run on the first image, so engine build and warm-up are not counted).
  */
 export async function measureJobs(extractor: FeatureExtractor, images: ImageSource, jobs: PlanJob[], n: number): Promise<number[]> {
   const k = Math.min(n, images.ids.length);
+  if (k < 1) throw new Error(`measureJobs: ${images.dataset}/${images.split} has no images to measure on`);
   const batch = await images.load(0, k);
   const ids = images.ids.slice(0, k);
+  const first = await images.load(0, 1);
   const out: number[] = [];
   for (const j of jobs) {
     const req = { blocks: j.blocks, timesteps: j.timesteps, pool: poolSpecOf(j.pool), noise: PLAN_NOISE, schedule: extractor.schedule };
-    await extractor.extract(batch, ids, req);
+    await extractor.extract(first, ids.slice(0, 1), req);
     const t0 = process.hrtime.bigint();
     await extractor.extract(batch, ids, req);
     out.push(Number(process.hrtime.bigint() - t0) / 1e9 / k);

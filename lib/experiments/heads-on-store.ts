@@ -71,16 +71,21 @@ export interface SweepRow {
   [tag: string]: string | number | null;
 }
 
-/** Fit every candidate; rows of val accuracy; the best on val is kept alive (`best`), the others disposed. */
-export async function sweepHeads(cands: Candidate[], split: ValSplit, train: TrainHeadOptions, onRow?: (row: SweepRow) => void): Promise<{ rows: SweepRow[]; best: FittedHead; bestIndex: number }> {
+/**
+ * Fit every candidate; rows of val accuracy and each head's val predictions (for paired tests between
+ * settings fixed in advance); the best on val is kept alive (`best`), the others disposed.
+ */
+export async function sweepHeads(cands: Candidate[], split: ValSplit, train: TrainHeadOptions, onRow?: (row: SweepRow) => void): Promise<{ rows: SweepRow[]; valPredictions: Int32Array[]; best: FittedHead; bestIndex: number }> {
   if (cands.length === 0) throw new Error("sweepHeads: no candidates");
   const rows: SweepRow[] = [];
+  const valPredictions: Int32Array[] = [];
   let best: FittedHead | null = null;
   let bestIndex = -1;
   for (const [i, c] of cands.entries()) {
     const h = await fitHead(c.label, c.spec, c.source, split, c.train ?? train);
     const row: SweepRow = { label: c.label, ...(c.tags ?? {}), params: h.params, valAcc: h.valAcc, valLow: h.val.top1Interval.low, valHigh: h.val.top1Interval.high, seconds: h.seconds };
     rows.push(row);
+    valPredictions.push(h.val.predictions);
     onRow?.(row);
     if (!best || h.valAcc > best.valAcc) {
       best?.dispose();
@@ -88,5 +93,5 @@ export async function sweepHeads(cands: Candidate[], split: ValSplit, train: Tra
       bestIndex = i;
     } else h.dispose();
   }
-  return { rows, best: best!, bestIndex };
+  return { rows, valPredictions, best: best!, bestIndex };
 }

@@ -57,6 +57,19 @@ export function studyJobs(plan: StudyPlan, ourBlocks: number): PlanJob[] {
   return jobs;
 }
 
+/**
+ * The store jobs of the test images: only the main table's setting (the paper's block and t mapped to our
+ * model), at the same stored sides as the training jobs that hold it. Sweep points are scored on validation
+ * rows only; the best-on-validation setting gets its test features when it is known (`studySweeps`).
+ */
+export function studyTestJobs(plan: StudyPlan, ourBlocks: number): PlanJob[] {
+  const block = mapPaperBlock(plan.main.paperBlock, ourBlocks);
+  const t = plan.main.t;
+  const sides = [...new Set(studyJobs(plan, ourBlocks).filter((j) => j.blocks.includes(block) && j.timesteps.includes(t)).map((j) => j.pool))];
+  if (!sides.length) throw new Error(`studyTestJobs: no training job holds the main setting (block ${block}, t ${t})`);
+  return sides.map((pool) => ({ blocks: [block], timesteps: [t], pool }));
+}
+
 export interface StudyContext {
   extractor: FeatureExtractor;
   train: ImageSource;
@@ -82,10 +95,10 @@ export interface StoredStudy {
   split: ValSplit;
 }
 
-/** Fill the store for the plan (train and test images; resumable) and carve the validation rows. */
-export async function studyExtract(ctx: StudyContext, jobs: PlanJob[]): Promise<StoredStudy> {
+/** Fill the store (training images: `jobs`; test images: `testJobs`; resumable) and carve the validation rows. */
+export async function studyExtract(ctx: StudyContext, jobs: PlanJob[], testJobs: PlanJob[]): Promise<StoredStudy> {
   const train = await runPlan({ root: ctx.storeRoot, extractor: ctx.extractor, images: ctx.train, jobs, dtype: ctx.dtype });
-  const test = await runPlan({ root: ctx.storeRoot, extractor: ctx.extractor, images: ctx.test, jobs, dtype: ctx.dtype });
+  const test = await runPlan({ root: ctx.storeRoot, extractor: ctx.extractor, images: ctx.test, jobs: testJobs, dtype: ctx.dtype });
   if (!ctx.train.labels) throw new Error(`${ctx.train.dataset}/${ctx.train.split}: no labels`);
   return { train, test, split: stratifiedSplit(ctx.train.labels, ctx.valFraction, ctx.seed) };
 }
@@ -98,8 +111,28 @@ export interface SweepPoint extends SweepRow {
   pool: number;
 }
 
-/** One sweep point per (sweep, block, t, pool) of the plan: linear head fitted on fit, val accuracy. */
-export async function studySweeps(ctx: StudyContext, plan: StudyPlan, st: StoredStudy, onRow?: (r: SweepRow) => void): Promise<{ points: SweepPoint[]; best: SweepPoint; bestTest: Evaluation }> {
+/** The test features of (block, t) at stored side `side`: from the store, extracted now if missing. */
+export async function ensureTestSet(ctx: StudyContext, st: StoredStudy, block: number, t: number, side: number): Promise<StoredSet> {
+  const have = st.test.find((s) => s.block === block && s.t === t && s.side === side);
+  if (have) return have;
+  const sets = await runPlan({ root: ctx.storeRoot, extractor: ctx.extractor, images: ctx.test, jobs: [{ blocks: [block], timesteps: [t], pool: side }], dtype: ctx.dtype });
+  st.test.push(...sets);
+  return findSet(sets, block, t, side);
+}
+
+export interface StudySweeps {
+  points: SweepPoint[];
+  best: SweepPoint;
+  bestTest: Evaluation;
+  /** Validation predictions of the head at (block, t, pool) (our block numbers). */
+  valPredictions(block: number, t: number, pool: number): Int32Array;
+}
+
+/**
+ * One sweep point per (sweep, block, t, pool) of the plan: linear head fitted on fit, val accuracy; the
+ * best on val is scored once on test (its test features extracted now if the store lacks them).
+ */
+export async function studySweeps(ctx: StudyContext, plan: StudyPlan, st: StoredStudy, onRow?: (r: SweepRow) => void): Promise<StudySweeps> {
   const map = (b: number) => mapPaperBlock(b, ctx.ourBlocks);
   const want: { sweep: string; paperBlock: number; t: number; pool: number }[] = [
     ...plan.tSweep.timesteps.map((t) => ({ sweep: `t sweep (paper block ${plan.tSweep.paperBlock})`, paperBlock: plan.tSweep.paperBlock, t, pool: 1 })),
@@ -112,7 +145,7 @@ export async function studySweeps(ctx: StudyContext, plan: StudyPlan, st: Stored
   for (const w of want) distinct.set(key(map(w.paperBlock), w.t, w.pool), { block: map(w.paperBlock), t: w.t, pool: w.pool });
   const settings = [...distinct.values()];
   const linear = ctx.linear ?? linearRecipe(ctx.seed);
-  const { rows, best, bestIndex } = await sweepHeads(
+  const { rows, valPredictions, best, bestIndex } = await sweepHeads(
     settings.map((s) => ({
       label: `block ${s.block}, t ${s.t}, pool ${s.pool}`,
       spec: { kind: "linear", pool: s.pool },
@@ -124,9 +157,63 @@ export async function studySweeps(ctx: StudyContext, plan: StudyPlan, st: Stored
   const byKey = new Map(rows.map((r) => [key(r.block as number, r.t as number, r.pool as number), r]));
   const points = want.map((w) => ({ ...byKey.get(key(map(w.paperBlock), w.t, w.pool))!, sweep: w.sweep, paperBlock: w.paperBlock } as SweepPoint));
   const b = settings[bestIndex];
-  const bestTest = await best.score(featureSetSource(findSet(st.test, b.block, b.t, b.pool).set, ctx.numClasses));
-  best.dispose();
-  return { points, best: { ...rows[bestIndex], sweep: "best on val", paperBlock: null } as SweepPoint, bestTest };
+  let bestTest: Evaluation;
+  try {
+    const side = findSet(st.train, b.block, b.t, b.pool).side;
+    bestTest = await best.score(featureSetSource((await ensureTestSet(ctx, st, b.block, b.t, side)).set, ctx.numClasses));
+  } finally {
+    best.dispose();
+  }
+  const predByKey = new Map(settings.map((s, i) => [key(s.block, s.t, s.pool), valPredictions[i]]));
+  return {
+    points, best: { ...rows[bestIndex], sweep: "best on val", paperBlock: null } as SweepPoint, bestTest,
+    valPredictions: (block, t, pool) => {
+      const p = predByKey.get(key(block, t, pool));
+      if (!p) throw new Error(`no sweep head at block ${block}, t ${t}, pool ${pool}`);
+      return p;
+    },
+  };
+}
+
+/** The labels of the validation rows (in the order of split.val: the order of every head's val predictions). */
+export function valLabels(ctx: StudyContext, st: StoredStudy): Int32Array {
+  const labels = ctx.train.labels;
+  if (!labels) throw new Error(`${ctx.train.dataset}/${ctx.train.split}: no labels`);
+  return Int32Array.from(st.split.val, (i) => labels[i]);
+}
+
+export interface LrChoice {
+  lr: number;
+  rows: { lr: number; pool: number; valAcc: number; valLow: number; valHigh: number }[];
+}
+
+/**
+ * The linear heads' learning rate, chosen on validation: the authors' recipe with each rate of `lrs`, pool 1
+ * and pool 2 at the main setting (the paper's block and t mapped to our model), fitted on fit; the rate with
+ * the best mean validation accuracy over the two pools wins (ties: the earlier in `lrs`).
+ */
+export async function chooseLinearLr(ctx: StudyContext, plan: StudyPlan, st: StoredStudy, lrs: number[]): Promise<LrChoice> {
+  if (!lrs.length || lrs.some((x) => !(x > 0))) throw new Error(`chooseLinearLr: learning rates ${JSON.stringify(lrs)} must be positive (at least one)`);
+  const block = mapPaperBlock(plan.main.paperBlock, ctx.ourBlocks);
+  const base = ctx.linear ?? linearRecipe(ctx.seed);
+  const rows: LrChoice["rows"] = [];
+  let best = { lr: lrs[0], mean: -1 };
+  for (const lr of lrs) {
+    let sum = 0;
+    for (const pool of [1, 2]) {
+      const h = await fitHead(`lr ${lr}, pool ${pool}`, { kind: "linear", pool }, featureSetSource(findSet(st.train, block, plan.main.t, pool).set, ctx.numClasses), st.split, withLr(base, lr));
+      h.dispose();
+      rows.push({ lr, pool, valAcc: h.valAcc, valLow: h.val.top1Interval.low, valHigh: h.val.top1Interval.high });
+      sum += h.valAcc;
+    }
+    if (sum / 2 > best.mean) best = { lr, mean: sum / 2 };
+  }
+  return { lr: best.lr, rows };
+}
+
+/** `ctx.linear` (or the authors' recipe) with another learning rate. */
+export function withLr(train: TrainHeadOptions, lr: number): TrainHeadOptions {
+  return { ...train, optimizer: { ...train.optimizer, lr } } as TrainHeadOptions;
 }
 
 export interface MainEntry {
