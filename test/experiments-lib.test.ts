@@ -13,6 +13,10 @@ import { parameterSpecs } from "../lib/unet/parameters";
 import { createUNetConfig } from "../lib/unet/config";
 import { randomParam } from "../lib/unet/weights";
 import { renderSvg } from "../lib/charts";
+import { paperPlan, studyJobs, studyTestJobs, withLr, linearRecipe } from "../lib/experiments/linear-study";
+import { fashionMnistFirst } from "../lib/experiments/demo-sources";
+import { fashionMnistSource } from "../lib/store/images";
+import { paperSection } from "../lib/paper";
 
 describe("experiments: paper block -> our block by relative depth", () => {
   it("maps ends to ends, the middle block to the middle, and is the identity on a 37-block model", () => {
@@ -81,6 +85,40 @@ describe("experiments: ours beside the paper", () => {
     assert.equal(findSet(sets, 9, 90, 1).side, 1);
     assert.equal(findSet(sets, 9, 90, 2).side, 8);
     assert.throws(() => findSet(sets, 7, 90, 2), /block 7, t 90 .*stored sides: 1/);
+  });
+});
+
+describe("experiments: the linear study's store jobs", () => {
+  const sweeps = paperSection<any>("imagenet_sweeps");
+  it("training jobs cover every sweep point; test jobs only the main setting, at the same stored sides", () => {
+    // demo: sweeps stored at 8x8 (one job serves the pool sweep), t sweep's other t at 1x1
+    const demo = paperPlan(sweeps, 8, [10, 90, 150, 500]);
+    assert.deepEqual(studyJobs(demo, 13), [
+      { blocks: [3, 4, 6, 7, 9, 11, 12], timesteps: [90, 150], pool: 8 },
+      { blocks: [7], timesteps: [10, 500], pool: 1 },
+    ]);
+    assert.deepEqual(studyTestJobs(demo, 13), [{ blocks: [9], timesteps: [90], pool: 8 }]);
+    // full: sweeps at 1x1, pool sweep at 8x8 for blocks 24 and 19; the paper's block numbers are our own
+    const full = paperPlan(sweeps, 1);
+    const jobs = studyJobs(full, 37);
+    assert.deepEqual(jobs[1], { blocks: [24, 19], timesteps: [90, 150], pool: 8 });
+    assert.deepEqual(studyTestJobs(full, 37), [{ blocks: [24], timesteps: [90], pool: 1 }, { blocks: [24], timesteps: [90], pool: 8 }]);
+  });
+  it("withLr changes only the learning rate of the authors' recipe", () => {
+    const base = linearRecipe(3);
+    const r = withLr(base, 0.1);
+    assert.equal(r.optimizer.lr, 0.1);
+    assert.equal(base.optimizer.lr, 0.01);
+    assert.deepEqual({ ...r, optimizer: { ...r.optimizer, lr: 0.01 } }, base);
+  });
+  it("demo images carry their count in the store's dataset name (smoke and demo sets cannot collide)", () => {
+    const a = fashionMnistFirst("test", 12);
+    const b = fashionMnistSource("test", 12);
+    assert.equal(a.dataset, "fashion-mnist-first12");
+    assert.deepEqual(a.ids, b.ids);
+    assert.deepEqual([...a.labels!], [...b.labels!]);
+    assert.notEqual(fashionMnistFirst("test", 13).dataset, a.dataset);
+    assert.throws(() => fashionMnistFirst("test", 0), /image count 0/);
   });
 });
 
