@@ -1,0 +1,116 @@
+/**
+ * The extraction a notebook needs, as a few store jobs (blocks x timesteps at one pooling each: one model
+ * pass per image and job serves all its sets), what it will cost before it runs (images x measured seconds
+ * per image, disk for the store), and the lookup of a (block, t, pool) among the stored sets: a set stored at
+ * pooled size s serves any pool p that divides s (adaptive pooling of equal bins re-pools exactly).
+ */
+import { extractToStore, jobKeys } from "../store/extract";
+import type { FeatureExtractor } from "../store/extractor";
+import type { ImageSource } from "../store/images";
+import type { StoreDtype } from "../store/key";
+import type { FeatureSet } from "../store/store";
+import type { PoolSpec } from "../pooling";
+import type { NoisePolicy } from "../features";
+
+/** One store job: these blocks at these timesteps, pooled to `pool` x `pool` ("none": the whole map). */
+export interface PlanJob {
+  blocks: number[];
+  timesteps: number[];
+  pool: number | "none";
+}
+
+export const PLAN_NOISE: NoisePolicy = { policy: "seeded", seed: 0 };
+
+export function poolSpecOf(pool: number | "none"): PoolSpec {
+  return pool === "none" ? { kind: "none" } : { kind: "adaptive", size: pool };
+}
+
+/** A stored set with what it holds. */
+export interface StoredSet {
+  block: number;
+  t: number;
+  /** Side of the stored map (pooled size, or the map's own side for "none"). */
+  side: number;
+  set: FeatureSet;
+}
+
+/** Values per image of every set of the plan, from the model's layout (no model run). */
+export function planDims(extractor: FeatureExtractor, images: ImageSource, jobs: PlanJob[]): { job: number; block: number; t: number; dim: number }[] {
+  return jobs.flatMap((j, k) =>
+    jobKeys({ extractor, images, blocks: j.blocks, timesteps: j.timesteps, pool: poolSpecOf(j.pool), noise: PLAN_NOISE }).map((x) => ({ job: k, block: x.key.block, t: x.key.t, dim: x.dim })),
+  );
+}
+
+export interface CostLine {
+  what: string;
+  images: number;
+  secondsPerImage: number;
+  hours: number;
+  diskGiB: number;
+}
+
+/**
+ * Seconds per image of each job on this machine's engine, measured on the first `n` images (after a
+ * warm-up run on the first image, so engine build and warm-up are not counted).
+ */
+export async function measureJobs(extractor: FeatureExtractor, images: ImageSource, jobs: PlanJob[], n: number): Promise<number[]> {
+  const k = Math.min(n, images.ids.length);
+  if (k < 1) throw new Error(`measureJobs: ${images.dataset}/${images.split} has no images to measure on`);
+  const batch = await images.load(0, k);
+  const ids = images.ids.slice(0, k);
+  const first = await images.load(0, 1);
+  const out: number[] = [];
+  for (const j of jobs) {
+    const req = { blocks: j.blocks, timesteps: j.timesteps, pool: poolSpecOf(j.pool), noise: PLAN_NOISE, schedule: extractor.schedule };
+    await extractor.extract(first, ids.slice(0, 1), req);
+    const t0 = process.hrtime.bigint();
+    await extractor.extract(batch, ids, req);
+    out.push(Number(process.hrtime.bigint() - t0) / 1e9 / k);
+  }
+  return out;
+}
+
+/** Cost lines of a plan over image sources (one line per job and source). */
+export function planCost(extractor: FeatureExtractor, sources: ImageSource[], jobs: PlanJob[], secondsPerImage: number[], dtype: StoreDtype): CostLine[] {
+  const bytes = dtype === "float16" ? 2 : 4;
+  const lines: CostLine[] = [];
+  for (const src of sources) {
+    const dims = planDims(extractor, src, jobs);
+    jobs.forEach((j, k) => {
+      const n = src.ids.length;
+      const perImage = dims.filter((d) => d.job === k).reduce((s, d) => s + d.dim, 0);
+      lines.push({
+        what: `${src.dataset}/${src.split}: blocks ${j.blocks.join(",")} x t ${j.timesteps.join(",")} @ ${j.pool === "none" ? "whole map" : `${j.pool}x${j.pool}`}`,
+        images: n, secondsPerImage: secondsPerImage[k], hours: (n * secondsPerImage[k]) / 3600, diskGiB: (n * perImage * bytes) / 2 ** 30,
+      });
+    });
+  }
+  return lines;
+}
+
+/** Run every job over `images` into the store (parts already stored are skipped); the sets with what they hold. */
+export async function runPlan(opts: { root: string; extractor: FeatureExtractor; images: ImageSource; jobs: PlanJob[]; dtype?: StoreDtype; partRows?: number; label?: string }): Promise<StoredSet[]> {
+  const out: StoredSet[] = [];
+  for (const [k, j] of opts.jobs.entries()) {
+    const r = await extractToStore({
+      root: opts.root, extractor: opts.extractor, images: opts.images, blocks: j.blocks, timesteps: j.timesteps, pool: poolSpecOf(j.pool), noise: PLAN_NOISE,
+      dtype: opts.dtype, partRows: opts.partRows, progress: `${opts.label ?? opts.images.dataset}/${opts.images.split}: job ${k + 1}/${opts.jobs.length}`,
+    });
+    for (const set of r.sets) {
+      const shape = set.manifest.rowShape;
+      if (!shape || shape.length !== 3) throw new Error(`feature set ${set.dir}: row shape ${JSON.stringify(shape)} is not [C, H, W]`);
+      out.push({ block: set.key.block, t: set.key.t as number, side: shape[1], set });
+    }
+  }
+  return out;
+}
+
+/** The stored set for (block, t) that serves pool p exactly: the smallest stored side that p divides. */
+export function findSet(sets: StoredSet[], block: number, t: number, pool: number): StoredSet {
+  const ok = sets.filter((s) => s.block === block && s.t === t && s.side % pool === 0).sort((a, b) => a.side - b.side);
+  if (!ok.length) {
+    const have = sets.filter((s) => s.block === block && s.t === t).map((s) => s.side);
+    throw new Error(`no stored features for block ${block}, t ${t} at a size that ${pool}x${pool} pooling divides (stored sides: ${have.length ? have.join(", ") : "none"}); add a job to the plan`);
+  }
+  return ok[0];
+}
