@@ -10,7 +10,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import sharp from "sharp";
-import { makeRng } from "./rng";
+import { makeRng } from "../rng";
 import { writeTorchZip } from "../checkpoint/torch-writer";
 import { createUNetConfig, UNetFlags } from "../unet/config";
 import { parameterSpecs } from "../unet/parameters";

@@ -3,7 +3,7 @@
  * rows, at least one when it has two or more) and seeded, so the same labels and seed always give the same
  * split. Settings (block, t, pool, head size, learning rate) are chosen on `val`; `test` is touched once.
  */
-import { makeRng } from "../data/rng";
+import { makeRng } from "../rng";
 
 export interface ValSplit {
   /** Row indices the heads are fitted on (ascending). */
