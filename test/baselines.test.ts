@@ -15,7 +15,7 @@ import { encoderClassifierInit, encoderClassifierSpecs, encoderClassify } from "
 import { variablesFrom, weightSource } from "../lib/baselines/named-params";
 import { Dcgan, GAN_WEIGHTS, trainGan } from "../lib/baselines/gan-trainer";
 import { EncoderClassifier, LabelledData, stratifiedHoldout, SUPERVISED_WEIGHTS, trainSupervised } from "../lib/baselines/supervised-trainer";
-import { ganExtractor, supervisedExtractor } from "../lib/baselines/extractor";
+import { cleanImageExtractor, discriminatorModel, ganExtractor, supervisedExtractor } from "../lib/baselines/extractor";
 import { CsvLog } from "../lib/baselines/train-loop";
 
 const TINY_UNET = {
@@ -218,6 +218,25 @@ describe("baselines (GAN, supervised encoder)", function () {
       await ex.close();
       gan.dispose();
       fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("a pool computed alongside (alsoPool) is served without a second forward pass and equals a direct request", async () => {
+      const gan = Dcgan.fresh(TINY_GAN, 4);
+      const base = discriminatorModel(gan);
+      let calls = 0;
+      const counted = { layers: base.layers, run: (x: tf.Tensor4D, cap: string[]) => (calls++, base.run(x, cap)) };
+      const pools = [{ kind: "global" as const }, { kind: "adaptive" as const, size: 2 }];
+      const x = { data: randomArray(2 * 1024, 10, 1), shape: [2, 32, 32, 1] };
+      const req = (pool: (typeof pools)[number]) => ({ blocks: [1, 3], timesteps: [0], pool, noise: { policy: "seeded" as const, seed: 0 } });
+      const ex = cleanImageExtractor(counted, "test", { alsoPool: pools });
+      await ex.extract(x, ["p", "q"], req(pools[0]));
+      const second = await ex.extract(x, ["p", "q"], req(pools[1]));
+      assert.equal(calls, 1);
+      const plain = await cleanImageExtractor(base, "test").extract(x, ["p", "q"], req(pools[1]));
+      for (let k = 0; k < 2; k++) assert.deepEqual(Array.from(second.matrices[k].data), Array.from(plain.matrices[k].data));
+      await ex.extract(x, ["p", "q"], req(pools[1]));
+      assert.equal(calls, 2, "a kept pool is served once, then computed again");
+      gan.dispose();
     });
 
     it("the supervised extractor's rows equal the encoder's block, adaptively pooled, in the U-Net's numbering", async () => {

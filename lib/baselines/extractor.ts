@@ -9,7 +9,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { contentFingerprint } from "../checkpoint/fingerprint";
 import type { FeatureBatch, FeatureMatrix } from "../features";
-import { poolGrid, poolNHWC } from "../pooling";
+import { PoolSpec, poolGrid, poolLabel, poolNHWC } from "../pooling";
 import type { FeatureExtractor, FeatureRequest, RowLayout } from "../store/extractor";
 import { DcganConfig, discriminate, DISCRIMINATOR_LAYERS, discriminatorLayerShape } from "./dcgan";
 import { encoderBlocks } from "./encoder-classifier";
@@ -33,9 +33,15 @@ function resolveLayers(model: CleanImageModel, blocks: (number | string)[]): Pro
   });
 }
 
-/** A FeatureExtractor over a network that takes clean images (see the module comment). */
-export function cleanImageExtractor(model: CleanImageModel, modelId: string, opts: { batchSize?: number } = {}): FeatureExtractor {
+/**
+ * A FeatureExtractor over a network that takes clean images (see the module comment). `alsoPool`: pools
+ * to compute as well on every forward pass and keep in memory, so that a later request for the same
+ * images with one of them (the store extracts one pool per job) costs no second forward pass.
+ */
+export function cleanImageExtractor(model: CleanImageModel, modelId: string, opts: { batchSize?: number; alsoPool?: PoolSpec[] } = {}): FeatureExtractor {
   const batchSize = opts.batchSize ?? 64;
+  const kept = new Map<string, Float32Array>();
+  const keyOf = (pool: PoolSpec, layer: string, ids: string[]) => `${poolLabel(pool)}|${layer}|${ids.length}|${ids.join(",")}`;
   const layout = (req: FeatureRequest, h: number, w: number): RowLayout[] => resolveLayers(model, req.blocks).map((l) => {
     const [mh, mw, c] = l.mapShape(h, w);
     const [r, k] = poolGrid(req.pool, mh, mw);
@@ -51,22 +57,42 @@ export function cleanImageExtractor(model: CleanImageModel, modelId: string, opt
       const layers = resolveLayers(model, req.blocks);
       const rows = layout(req, h, w);
       const names = [...new Set(layers.map((l) => l.name))];
-      const data = new Map(names.map((nm) => [nm, new Float32Array(n * rows.find((r) => r.block === nm)!.dim)]));
-      const per = h * w * c;
-      for (let s = 0; s < n; s += batchSize) {
-        const e = Math.min(n, s + batchSize);
-        const x = tf.tensor4d(images.data.subarray(s * per, e * per), [e - s, h, w, c]);
-        const out = model.run(x, names);
-        x.dispose();
-        try {
-          for (const nm of names) {
-            const fm = out.get(nm)!;
-            const dim = rows.find((r) => r.block === nm)!.dim;
-            poolNHWC((await fm.data()) as Float32Array, fm.shape, req.pool, data.get(nm)!, s * dim);
+      const data = new Map<string, Float32Array>();
+      const todo: string[] = [];
+      for (const nm of names) {
+        const hit = kept.get(keyOf(req.pool, nm, ids));
+        if (hit) {
+          data.set(nm, hit);
+          kept.delete(keyOf(req.pool, nm, ids));
+        } else todo.push(nm);
+      }
+      const extraPools = (opts.alsoPool ?? []).filter((p) => poolLabel(p) !== poolLabel(req.pool));
+      const dimOf = (pool: PoolSpec, nm: string) => {
+        const [mh, mw, ch] = layers.find((l) => l.name === nm)!.mapShape(h, w);
+        const [r, k] = poolGrid(pool, mh, mw);
+        return ch * r * k;
+      };
+      if (todo.length) {
+        for (const nm of todo) data.set(nm, new Float32Array(n * dimOf(req.pool, nm)));
+        const extra = new Map(extraPools.flatMap((p) => todo.map((nm) => [keyOf(p, nm, ids), { pool: p, nm, out: new Float32Array(n * dimOf(p, nm)) }] as const)));
+        const per = h * w * c;
+        for (let s = 0; s < n; s += batchSize) {
+          const e = Math.min(n, s + batchSize);
+          const x = tf.tensor4d(images.data.subarray(s * per, e * per), [e - s, h, w, c]);
+          const out = model.run(x, todo);
+          x.dispose();
+          try {
+            for (const nm of todo) {
+              const fm = out.get(nm)!;
+              const values = (await fm.data()) as Float32Array;
+              poolNHWC(values, fm.shape, req.pool, data.get(nm)!, s * dimOf(req.pool, nm));
+              for (const x2 of extra.values()) if (x2.nm === nm) poolNHWC(values, fm.shape, x2.pool, x2.out, s * dimOf(x2.pool, nm));
+            }
+          } finally {
+            for (const t of out.values()) t.dispose();
           }
-        } finally {
-          for (const t of out.values()) t.dispose();
         }
+        for (const [k, v] of extra) kept.set(k, v.out);
       }
       const matrices: FeatureMatrix[] = [];
       for (const r of rows) {
@@ -78,7 +104,7 @@ export function cleanImageExtractor(model: CleanImageModel, modelId: string, opt
       const batch: FeatureBatch = { n, ids: ids.map(String), matrices };
       return batch;
     },
-    close: async () => undefined,
+    close: async () => kept.clear(),
   };
 }
 
@@ -112,14 +138,14 @@ export function encoderModel(net: EncoderClassifier): CleanImageModel {
 }
 
 /** Extractor of a GAN weights file (gan.safetensors); model id = the file's sha256. Close disposes the model. */
-export async function ganExtractor(file: string, config?: DcganConfig, opts: { batchSize?: number } = {}): Promise<FeatureExtractor> {
+export async function ganExtractor(file: string, config?: DcganConfig, opts: { batchSize?: number; alsoPool?: PoolSpec[] } = {}): Promise<FeatureExtractor> {
   const gan = await Dcgan.load(file, config);
   const ex = cleanImageExtractor(discriminatorModel(gan), await contentFingerprint(file), opts);
   return { ...ex, close: async () => gan.dispose() };
 }
 
 /** Extractor of a supervised encoder file (supervised.safetensors + its model.json's U-Net config). */
-export async function supervisedExtractor(file: string, unet: EncoderClassifier["unet"], classes = 10, opts: { batchSize?: number } = {}): Promise<FeatureExtractor> {
+export async function supervisedExtractor(file: string, unet: EncoderClassifier["unet"], classes = 10, opts: { batchSize?: number; alsoPool?: PoolSpec[] } = {}): Promise<FeatureExtractor> {
   const net = await EncoderClassifier.load(file, unet, classes);
   const ex = cleanImageExtractor(encoderModel(net), await contentFingerprint(file), opts);
   return { ...ex, close: async () => net.dispose() };
