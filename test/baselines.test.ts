@@ -184,6 +184,20 @@ describe("baselines (GAN, supervised encoder)", function () {
       for (const x of [a, b, c, d]) fs.rmSync(x, { recursive: true, force: true });
     });
 
+    it("a run stopped early can be declared finished at its step (model.json and checkpoint.json say so)", async () => {
+      const dir = tmpDir();
+      const data = syntheticBlobs(10, 32, 1);
+      const cfg = { model: TINY_GAN, steps: 6, batchSize: 4, checkpointEvery: 10 };
+      const quiet = { progress: false as const, log: () => undefined };
+      await trainGan({ dir, data, config: cfg, maxStepsThisCall: 3, ...quiet });
+      const r = await trainGan({ dir, data, config: { ...cfg, steps: 3 }, ...quiet });
+      assert.equal(r.finished, true);
+      const m = JSON.parse(fs.readFileSync(path.join(dir, "model.json"), "utf8"));
+      assert.deepEqual([m.step, m.steps, m.train.images_seen], [3, 3, 12]);
+      assert.equal(JSON.parse(fs.readFileSync(path.join(dir, "checkpoint.json"), "utf8")).extra.config.steps, 3);
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
     it("the stratified holdout takes the same number from each class and never overlaps the rest", () => {
       const labels = Int32Array.from({ length: 100 }, (_, i) => i % 4);
       const s = stratifiedHoldout(labels, 3, 1);

@@ -154,6 +154,13 @@ export async function runTraining<C extends LoopConfig>(opts: LoopOptions<C>): P
       log(`step ${step}: ${Object.entries(row).filter(([k]) => k !== "step").map(([k, v]) => `${k} ${v.toFixed(4)}`).join(", ")}`);
     };
     if (step === 0 && config.evalEvery > 0) evaluate();
+    // A run stopped early and then declared finished (resumed with --steps = its step): record the new
+    // length in checkpoint.json and the exported model.json (evaluating once more if it evaluates).
+    if (saved && step >= config.steps && saved.extra.config.steps !== config.steps) {
+      if (config.evalEvery > 0 && !(evalLog?.read().some((r) => r.step === step))) evaluate();
+      await checkpoint();
+      log(`run finished at step ${step} (its length was ${saved.extra.config.steps}, now ${config.steps})`);
+    }
 
     const limit = Math.min(config.steps, opts.maxStepsThisCall !== undefined ? step + opts.maxStepsThisCall : Infinity);
     const bar = opts.progress === false || step >= limit ? null : makeProgress({
