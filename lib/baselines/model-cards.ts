@@ -59,17 +59,18 @@ export async function writeSupervisedCard(dir: string): Promise<string[]> {
   const evals = readCsv(path.join(dir, "eval.csv"));
   if (!rows.length) return [];
   const k = Math.max(1, Math.round(rows.length / 100));
-  const acc = [
-    ...smoothed(rows, ["train_acc"], k).map((r) => ({ ...r, series: "train (batches)" })),
-    ...evals.map((r) => ({ step: r.step, value: r.val_acc, series: "validation" })),
-  ];
+  const train = smoothed(rows, ["train_acc"], k).map((r) => ({ ...r, series: "training batches" }));
+  const val = evals.map((r) => ({ step: r.step, value: r.val_acc, series: "validation (holdout)" }));
+  const enc = { x: { field: "step", type: "quantitative" }, y: { field: "value", type: "quantitative", title: "accuracy", scale: { domain: [0, 1] } }, color: { field: "series", type: "nominal", title: null } };
   const png = await renderPng({
     title: `Supervised encoder (mean of ${k} steps), ${rows[rows.length - 1].step} steps`,
     hconcat: [
       { width: 300, height: 180, data: { values: smoothed(rows, ["loss"], k) }, mark: "line",
-        encoding: { x: { field: "step", type: "quantitative" }, y: { field: "value", type: "quantitative", title: "cross-entropy", scale: { type: "log" } } } },
-      { width: 300, height: 180, data: { values: acc }, mark: { type: "line", point: true },
-        encoding: { x: { field: "step", type: "quantitative" }, y: { field: "value", type: "quantitative", title: "accuracy", scale: { zero: false } }, color: { field: "series", type: "nominal", title: null } } },
+        encoding: { x: { field: "step", type: "quantitative" }, y: { field: "value", type: "quantitative", title: "cross-entropy" } } },
+      { width: 300, height: 180, layer: [
+        { data: { values: train }, mark: "line", encoding: enc },
+        { data: { values: val }, mark: { type: "line", point: true }, encoding: enc },
+      ] },
     ],
   } as never);
   const file = path.join(dir, "loss.png");
