@@ -1,9 +1,10 @@
 /**
  * The validation protocol of notebook 08, for any FeatureExtractor (U-Net engines, the GAN
  * discriminator, the supervised encoder): extract the candidate settings into the feature store for the
- * fit, validation and test images; fit one linear probe per candidate on the fit images and score it
- * on the validation images; the candidate with the best validation accuracy is chosen, and only its
- * probe is scored on the test images (once). The test predictions come back for paired tests.
+ * fit and validation images; fit one linear probe per candidate on the fit images and score it on the
+ * validation images; the candidate with the best validation accuracy is chosen, and only then are its
+ * test features extracted and its probe scored on them (once). The test predictions come back for
+ * paired tests.
  */
 import type { NoisePolicy } from "../features";
 import { Features, LinearProbeOptions, probePredict, trainLinearProbe } from "../heads/linear";
@@ -41,7 +42,7 @@ export interface ChosenResult {
 const feats = (s: FeatureSet): Features => ({ data: s.matrix(), rows: s.rows, dim: s.dim });
 
 /** Extract `cands` (grouped by pool) for the three roles; returns sets keyed `${module}|${t}|${pool}` per role. */
-async function extractAll(name: string, extractor: FeatureExtractor, data: ProtocolData, cands: Candidate[], opts: { store?: string; noise?: NoisePolicy }) {
+async function extractAll(name: string, extractor: FeatureExtractor, data: ProtocolData, cands: Candidate[], roles: ("fit" | "val" | "test")[], opts: { store?: string; noise?: NoisePolicy }) {
   const root = opts.store ?? defaultStoreRoot();
   const byPool = new Map<string, { pool: PoolSpec; blocks: Set<string | number>; ts: Set<number> }>();
   for (const c of cands) {
@@ -52,7 +53,7 @@ async function extractAll(name: string, extractor: FeatureExtractor, data: Proto
     byPool.set(k, g);
   }
   const out: Record<"fit" | "val" | "test", Map<string, FeatureSet>> = { fit: new Map(), val: new Map(), test: new Map() };
-  for (const role of ["fit", "val", "test"] as const) {
+  for (const role of roles) {
     const set = data[role];
     for (const g of byPool.values()) {
       const images = memorySource({ dataset: data.dataset, split: set.split, preprocessing: data.preprocessing, images: set.images, ids: set.ids, labels: set.labels });
@@ -78,7 +79,7 @@ export async function chooseOnValidation(
   opts: { store?: string; noise?: NoisePolicy; probe?: Partial<LinearProbeOptions> } = {},
 ): Promise<ChosenResult> {
   if (cands.length === 0) throw new Error(`${name}: no candidate settings`);
-  const sets = await extractAll(name, extractor, data, cands, opts);
+  const sets = await extractAll(name, extractor, data, cands, ["fit", "val"], opts);
   const rows: CandidateRow[] = [];
   const probes = new Map<string, Awaited<ReturnType<typeof trainLinearProbe>>>();
   const bar = progress({ total: sets.fit.size, label: `${name}: validation probes`, unit: "probe" });
@@ -99,7 +100,9 @@ export async function chooseOnValidation(
   // Ties: the earliest candidate (blocks and t in the order asked).
   const best = rows.reduce((a, b) => (b.valAcc > a.valAcc ? b : a));
   const key = `${best.module}|${best.t}|${best.pool}`;
-  const test = sets.test.get(key)!;
+  // Test features of the chosen setting only.
+  const chosen = cands.find((c) => poolLabel(c.pool) === best.pool && c.t === best.t && extractor.layout({ ...c, blocks: [c.block], timesteps: [c.t], noise: opts.noise ?? { policy: "seeded", seed: 0 } }, data.test.images.shape[1], data.test.images.shape[2])[0].block === best.module)!;
+  const test = (await extractAll(name, extractor, data, [chosen], ["test"], opts)).test.get(key)!;
   const testPred = probePredict(probes.get(key)!, feats(test));
   return { candidates: rows, chosen: { ...best, testAcc: accuracy(testPred, test.labels!) }, testPred };
 }
