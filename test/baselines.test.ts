@@ -17,6 +17,7 @@ import { Dcgan, GAN_WEIGHTS, trainGan } from "../lib/baselines/gan-trainer";
 import { EncoderClassifier, LabelledData, stratifiedHoldout, SUPERVISED_WEIGHTS, trainSupervised } from "../lib/baselines/supervised-trainer";
 import { cleanImageExtractor, discriminatorModel, ganExtractor, supervisedExtractor } from "../lib/baselines/extractor";
 import { CsvLog } from "../lib/baselines/train-loop";
+import { chooseOnValidation } from "../lib/baselines/probe";
 
 const TINY_UNET = {
   image_size: 8, in_channels: 1, num_channels: 32, num_res_blocks: 1, channel_mult: "1,2", attention_resolutions: "4",
@@ -251,6 +252,34 @@ describe("baselines (GAN, supervised encoder)", function () {
       await ex.extract(x, ["p", "q"], req(pools[1]));
       assert.equal(calls, 2, "a kept pool is served once, then computed again");
       gan.dispose();
+    });
+
+    it("the protocol chooses on validation and extracts test features for the chosen setting only", async () => {
+      // Images are constant ±0.5 by class; layer "good" is the image, layer "bad" is noise.
+      const model = {
+        layers: [
+          { name: "good", number: 1, mapShape: (): [number, number, number] => [4, 4, 1] },
+          { name: "bad", number: 2, mapShape: (): [number, number, number] => [4, 4, 1] },
+        ],
+        run: (x: tf.Tensor4D, cap: string[]) => new Map(cap.map((c) => [c, c === "good" ? tf.image.resizeBilinear(x, [4, 4]) : tf.randomNormal([x.shape[0], 4, 4, 1], 0, 1, "float32", 3) as tf.Tensor4D])),
+      };
+      const make = (n: number, split: string, off: number) => {
+        const labels = Int32Array.from({ length: n }, (_, i) => i % 2);
+        const data = new Float32Array(n * 64);
+        labels.forEach((l, i) => data.fill(l ? 0.5 : -0.5, i * 64, (i + 1) * 64));
+        return { split, images: { data, shape: [n, 8, 8, 1] }, labels, ids: labels.map((_, i) => i + off).reduce((a: string[], v) => [...a, `img${v}`], []) };
+      };
+      const root = tmpDir();
+      const data = { fit: make(20, "fit", 0), val: make(10, "val", 100), test: make(10, "test", 200), dataset: "toy", preprocessing: "none", numClasses: 2 };
+      const cands = [{ block: "bad", t: 0, pool: { kind: "global" as const } }, { block: "good", t: 0, pool: { kind: "global" as const } }];
+      const r = await chooseOnValidation("toy", cleanImageExtractor(model, "toy-model"), data, cands, { store: root, probe: { epochs: 30, learningRate: 0.05 } });
+      assert.equal(r.chosen.module, "good");
+      assert.equal(r.chosen.valAcc, 1);
+      assert.equal(r.chosen.testAcc, 1);
+      assert.equal(r.candidates.length, 2);
+      const testSets = fs.readdirSync(root, { recursive: true } as never).map(String).filter((f) => /toy-test-b\d/.test(f) && !f.includes("/"));
+      assert.deepEqual(testSets.map((f) => f.split("-")[2]), ["b1"], `test sets: ${testSets.join(", ")}`);
+      fs.rmSync(root, { recursive: true, force: true });
     });
 
     it("the supervised extractor's rows equal the encoder's block, adaptively pooled, in the U-Net's numbering", async () => {
