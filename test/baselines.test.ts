@@ -5,7 +5,7 @@ import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { selectBackend } from "../lib/backend";
 import { readSafetensors, saveSafetensors } from "../lib/checkpoint/index";
-import { Rng } from "../lib/diffusion/rng";
+import { Rng } from "../lib/rng";
 import { createUNetConfig, UNet } from "../lib/unet/index";
 import { parameterSpecs } from "../lib/unet/parameters";
 import { syntheticBlobs } from "../lib/train/synthetic-data";

@@ -14,7 +14,7 @@
  * Probed layers ("blocks"): d.conv0, d.conv1, d.conv2 (after the LeakyReLU), numbered 1..3.
  */
 import * as tf from "@tensorflow/tfjs";
-import { Rng } from "../diffusion/rng";
+import { Rng } from "../rng";
 import type { ParamSpec } from "./named-params";
 
 export interface DcganConfig {

@@ -17,7 +17,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { writeAtomically } from "../checkpoint/atomic";
-import { Rng } from "../diffusion/rng";
+import { Rng } from "../rng";
 import { shuffleInPlace } from "../fashion-mnist";
 import { AdamW } from "../train/adamw";
 import { StepSampler } from "../train/batches";
