@@ -14,7 +14,7 @@ import { projectRoot } from "../paths";
 import { sha256FileSync } from "../checkpoint/fingerprint";
 
 /** Bump when the graph builder changes what it writes for the same key. */
-export const GRAPH_VERSION = 1;
+export const GRAPH_VERSION = 2;
 
 export const MODEL_FILE = "model.onnx";
 export const DATA_FILE = "weights.bin";
