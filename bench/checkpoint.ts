@@ -1,13 +1,13 @@
 /**
  * A checkpoint with random weights in guided-diffusion's layout (every state_dict name and shape of a
- * config), written with lib/checkpoint's torch-zip writer, for load-time benchmarks. Values are
+ * config), written with lib/model/checkpoint's torch-zip writer, for load-time benchmarks. Values are
  * uniform with the variance of N(0, 1/fan_in) for matrices, 1 for norm weights, 0 for biases; they are
  * produced one tensor at a time, so writing a 2.2 GB file needs little memory.
  */
-import { writeTorchZip } from "../lib/checkpoint";
+import { writeTorchZip } from "../lib/model/checkpoint";
 import { Rng } from "../lib/rng";
-import type { UNetConfig } from "../lib/unet/config";
-import { parameterSpecs } from "../lib/unet/parameters";
+import type { UNetConfig } from "../lib/model/unet/config";
+import { parameterSpecs } from "../lib/model/unet/parameters";
 
 function randomValues(shape: number[], name: string, seed: number, index: number): Float32Array {
   const n = shape.reduce((a, b) => a * b, 1);

@@ -7,9 +7,9 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { OrtUNetEngine } from "../lib/engines/ort-unet";
-import { createUNetConfig } from "../lib/unet/config";
-import { blockTable, forwardFlops } from "../lib/unet/blocks";
+import { OrtUNetEngine } from "../lib/model/engines/ort-unet";
+import { createUNetConfig } from "../lib/model/unet/config";
+import { blockTable, forwardFlops } from "../lib/model/unet/blocks";
 import type { PartOptions, Row } from "./parts";
 
 const MODEL = "adm-256-uncond (random)";

@@ -5,12 +5,12 @@
  *
  * A folder has the layout of ../shared/fixtures/cka/ (manifest.json listing cases: two .npy feature
  * matrices over the same images and any of linear_cka, hsic_unbiased_full and minibatch_cka per batch
- * size; see lib/cka/fixtures.ts). Prints one line per value with its error (absolute, or relative to
+ * size; see lib/metrics/cka/fixtures.ts). Prints one line per value with its error (absolute, or relative to
  * the reference when that exceeds 1) and PASS/FAIL, then a summary line. Exit status: 0 all passed,
  * 1 some value differs by more than the tolerance, 2 the comparison could not run (bad arguments, a
  * missing or malformed manifest, file or key).
  */
-import { checkCkaFolder, CkaFixtureError, readCkaManifest, DEFAULT_CKA_TOLERANCE, formatCheckLine } from "../lib/cka/index";
+import { checkCkaFolder, CkaFixtureError, readCkaManifest, DEFAULT_CKA_TOLERANCE, formatCheckLine } from "../lib/metrics/cka/index";
 import { numberOption, parseCommandLine, runCommand } from "./cli";
 
 const fmt = (x: number) => (x !== 0 && Math.abs(x) < 1e-3 ? x.toExponential() : String(x));

@@ -10,11 +10,11 @@
  * arguments, missing manifest / checkpoint / input, checkpoint not matching the manifest's config).
  */
 import * as tf from "@tensorflow/tfjs";
-import { selectBackend } from "../lib/backend";
-import { chooseEngine } from "../lib/engines/engine";
-import { checkReferenceFolder, formatLine } from "../lib/unet/reference";
-import { isTorchvisionFolder, runTorchvisionCheck } from "../lib/nets/reference";
-import { parameterCount } from "../lib/unet/parameters";
+import { selectBackend } from "../lib/model/backend";
+import { chooseEngine } from "../lib/model/engines/engine";
+import { checkReferenceFolder, formatLine } from "../lib/model/unet/reference";
+import { isTorchvisionFolder, runTorchvisionCheck } from "../lib/model/nets/reference";
+import { parameterCount } from "../lib/model/unet/parameters";
 import { numberOption, parseCommandLine, runCommand } from "./cli";
 
 const USAGE = `usage: check-reference <folder> [<folder> ...] [--engine auto|ort|tfjs] [--backend wasm|cpu|tensorflow] [--tol 1e-5] [--schedule-tol 1e-12]

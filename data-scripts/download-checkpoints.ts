@@ -7,8 +7,8 @@
  */
 import * as path from "path";
 import { CHECKPOINT_SOURCES } from "../lib/data/sources";
-import { download } from "../lib/download";
-import { ProgressMode } from "../lib/progress";
+import { download } from "../lib/data/download";
+import { ProgressMode } from "../lib/display/progress";
 import { choiceOption, parseCommandLine, runCommand, UsageError } from "./cli";
 
 const USAGE = `usage: download-checkpoints [--root <dir>] [--list] [--all] [--progress tty|log|silent] [name|file ...]

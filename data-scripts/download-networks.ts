@@ -1,13 +1,13 @@
 /**
- * Download the published networks the paper's CKA figure compares against (lib/nets/published.ts),
+ * Download the published networks the paper's CKA figure compares against (lib/model/nets/published.ts),
  * resumably, checking the digest prefix where one is published, and check that each maps onto its
  * torchvision architecture.
  *
  *   npx tsx data-scripts/download-networks.ts [--root models/networks] [--list] [--all] [--no-check] [name ...]
  */
 import * as path from "path";
-import { fetchPublished, loadPublished } from "../lib/nets/fetch-published";
-import { PUBLISHED_NETS, publishedNet } from "../lib/nets/published";
+import { fetchPublished, loadPublished } from "../lib/model/nets/fetch-published";
+import { PUBLISHED_NETS, publishedNet } from "../lib/model/nets/published";
 import { choiceOption, parseCommandLine, runCommand, UsageError } from "./cli";
 
 const USAGE = `usage: download-networks [--root <dir>] [--list] [--all] [--no-check] [--progress tty|log|silent] [name ...]

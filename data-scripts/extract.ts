@@ -39,18 +39,18 @@
 import * as fs from "fs";
 import * as path from "path";
 import { choiceOption, headerComment, numberOption, parseCommandLine, runCommand, UsageError } from "./cli";
-import { embeddedModel } from "../lib/embedded";
-import { selectBackend } from "../lib/backend";
-import { loadModel } from "../lib/workers/load-model";
-import { NoisePolicy } from "../lib/features";
-import type { PoolSpec } from "../lib/pooling";
-import { ModelSource, sourceConfig, sourceDiffusion, modelIdOf, modelSchedule } from "../lib/workers/model-source";
-import { engineExtractor, FeatureExtractor, modelExtractor, workerExtractor } from "../lib/store/extractor";
-import { chooseEngine } from "../lib/engines/engine";
-import { extractToStore, openJobSets, ExtractJob } from "../lib/store/extract";
-import { openImageSource } from "../lib/store/images";
-import { parseShard, storeStatus, formatStatus } from "../lib/store/shard";
-import { defaultStoreRoot } from "../lib/store/store";
+import { embeddedModel } from "../lib/model/embedded";
+import { selectBackend } from "../lib/model/backend";
+import { loadModel } from "../lib/model/load-model";
+import { NoisePolicy } from "../lib/features/extract";
+import type { PoolSpec } from "../lib/features/pooling";
+import { ModelSource, sourceConfig, sourceDiffusion, modelIdOf, modelSchedule } from "../lib/model/model-source";
+import { engineExtractor, FeatureExtractor, modelExtractor, workerExtractor } from "../lib/features/store/extractor";
+import { chooseEngine } from "../lib/model/engines/engine";
+import { extractToStore, openJobSets, ExtractJob } from "../lib/features/store/extract";
+import { openImageSource } from "../lib/features/store/images";
+import { parseShard, storeStatus, formatStatus } from "../lib/features/store/shard";
+import { defaultStoreRoot } from "../lib/features/store/store";
 
 function list(text: string | undefined, name: string): string[] {
   if (!text) throw new UsageError(`--${name} is required (comma-separated)`);

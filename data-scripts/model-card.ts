@@ -3,7 +3,7 @@
  *
  *   npx tsx data-scripts/model-card.ts <run-dir> [--samples 64] [--respacing ddim50] [--seed 0]
  */
-import { selectBackend } from "../lib/backend";
+import { selectBackend } from "../lib/model/backend";
 import { writeModelCard } from "../lib/train/model-card";
 import { numberOption, parseCommandLine, runCommand } from "./cli";
 

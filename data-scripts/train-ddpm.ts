@@ -24,7 +24,7 @@
  *   --progress log|tty|silent
  */
 import * as path from "path";
-import { selectBackend, describeBackend } from "../lib/backend";
+import { selectBackend, describeBackend } from "../lib/model/backend";
 import { writeModelCard } from "../lib/train/model-card";
 import { DataSpec, DEFAULT_TRAIN_CONFIG, makeTrainData, TrainConfig, trainDdpm } from "../lib/train/trainer";
 import { choiceOption, headerComment, numberOption, parseCommandLine, runCommand, UsageError } from "./cli";

@@ -1,5 +1,5 @@
 /**
- * Train (or resume) the DCGAN baseline (lib/baselines/dcgan) on Fashion-MNIST's train split.
+ * Train (or resume) the DCGAN baseline (lib/train/baselines/dcgan) on Fashion-MNIST's train split.
  *
  *   npm run train-gan -- --out runs/fmnist-gan [options]
  *
@@ -8,7 +8,7 @@
  * than a second later) exits at once (the last periodic checkpoint stays valid). Run with node (as `npm
  * run train-gan` does), not the tsx command, for the stop checkpoint (see data-scripts/train-ddpm.ts).
  *
- * Options (defaults: DEFAULT_GAN_CONFIG in lib/baselines/gan-trainer.ts: 1,200 steps of 64 images,
+ * Options (defaults: DEFAULT_GAN_CONFIG in lib/train/baselines/gan-trainer.ts: 1,200 steps of 64 images,
  * the 76,800 images the embedded DDPM saw):
  *   --steps N  --batch N  --lr X  --beta1 X  --seed N  --checkpoint-every N  --z-dim N  --width N
  *   --limit N               train on the first N images of a seeded shuffle of the train split
@@ -19,11 +19,11 @@
  *   --progress log|tty|silent
  */
 import * as path from "path";
-import { selectBackend, describeBackend } from "../lib/backend";
+import { selectBackend, describeBackend } from "../lib/model/backend";
 import { makeTrainData } from "../lib/train/data-spec";
-import { GanTrainConfig, trainGan } from "../lib/baselines/gan-trainer";
-import { writeGanCard } from "../lib/baselines/model-cards";
-import { stopOnSignals } from "../lib/baselines/train-loop";
+import { GanTrainConfig, trainGan } from "../lib/train/baselines/gan-trainer";
+import { writeGanCard } from "../lib/train/baselines/model-cards";
+import { stopOnSignals } from "../lib/train/baselines/train-loop";
 import { choiceOption, headerComment, numberOption, parseCommandLine, runCommand, UsageError } from "./cli";
 
 const OPTIONS = {

@@ -1,5 +1,5 @@
 /**
- * Train (or resume) the supervised reference (lib/baselines/encoder-classifier: the embedded DDPM's
+ * Train (or resume) the supervised reference (lib/train/baselines/encoder-classifier: the embedded DDPM's
  * encoder half + a classification head) on Fashion-MNIST's train split.
  *
  *   npm run train-supervised -- --out runs/fmnist-supervised [options]
@@ -8,7 +8,7 @@
  * Ctrl-C (SIGINT) or SIGTERM stops after the current step and writes a checkpoint; a second Ctrl-C (more
  * than a second later) exits at once. Run with node (as `npm run train-supervised` does), not tsx.
  *
- * Options (defaults: DEFAULT_SUPERVISED_CONFIG in lib/baselines/supervised-trainer.ts):
+ * Options (defaults: DEFAULT_SUPERVISED_CONFIG in lib/train/baselines/supervised-trainer.ts):
  *   --steps N  --batch N  --lr X  --weight-decay X  --seed N  --checkpoint-every N  --eval-every N
  *   --val-per-class N       holdout images per class (validation curve; never trained on)
  *   --num-channels N  --num-res-blocks N  --channel-mult 1,2,2  --attention-resolutions 8
@@ -19,11 +19,11 @@
  *   --progress log|tty|silent
  */
 import * as path from "path";
-import { selectBackend, describeBackend } from "../lib/backend";
-import { loadFashionMnist } from "../lib/fashion-mnist";
-import { SupervisedTrainConfig, trainSupervised, DEFAULT_SUPERVISED_CONFIG } from "../lib/baselines/supervised-trainer";
-import { writeSupervisedCard } from "../lib/baselines/model-cards";
-import { stopOnSignals } from "../lib/baselines/train-loop";
+import { selectBackend, describeBackend } from "../lib/model/backend";
+import { loadFashionMnist } from "../lib/data/fashion-mnist";
+import { SupervisedTrainConfig, trainSupervised, DEFAULT_SUPERVISED_CONFIG } from "../lib/train/baselines/supervised-trainer";
+import { writeSupervisedCard } from "../lib/train/baselines/model-cards";
+import { stopOnSignals } from "../lib/train/baselines/train-loop";
 import { choiceOption, headerComment, numberOption, parseCommandLine, runCommand, UsageError } from "./cli";
 
 const OPTIONS = {

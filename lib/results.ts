@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { buildDir } from "./paths";
 import { currentScale, parseScale, Scale } from "./scale";
-import { toCsv } from "./tables";
+import { toCsv } from "./display/tables";
 
 export interface ResultsFile {
   json: string;

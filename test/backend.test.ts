@@ -1,6 +1,6 @@
 import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
-import { planBackend, probeBackends, parseBackendName, selectBackend, Probe, BACKEND_ENV } from "../lib/backend";
+import { planBackend, probeBackends, parseBackendName, selectBackend, Probe, BACKEND_ENV } from "../lib/model/backend";
 
 function fakeProbe(opts: { gpuPkg?: boolean; gpuBinding?: boolean; gpu?: boolean; nodePkg?: boolean; nodeBinding?: boolean }): Probe {
   return {

@@ -3,21 +3,21 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { selectBackend } from "../lib/backend";
-import { readSafetensors, saveSafetensors } from "../lib/checkpoint/index";
+import { selectBackend } from "../lib/model/backend";
+import { readSafetensors, saveSafetensors } from "../lib/model/checkpoint/index";
 import { Rng } from "../lib/rng";
-import { createUNetConfig, UNet } from "../lib/unet/index";
-import { parameterSpecs } from "../lib/unet/parameters";
+import { createUNetConfig, UNet } from "../lib/model/unet/index";
+import { parameterSpecs } from "../lib/model/unet/parameters";
 import { syntheticBlobs } from "../lib/train/synthetic-data";
 import { DEFAULT_TRAIN_CONFIG } from "../lib/train/trainer";
-import { dcganInit, DEFAULT_DCGAN, discriminate, discriminatorSpecs, generate, generatorSpecs } from "../lib/baselines/dcgan";
-import { encoderClassifierInit, encoderClassifierSpecs, encoderClassify } from "../lib/baselines/encoder-classifier";
-import { variablesFrom, weightSource } from "../lib/baselines/named-params";
-import { Dcgan, GAN_WEIGHTS, trainGan } from "../lib/baselines/gan-trainer";
-import { EncoderClassifier, LabelledData, stratifiedHoldout, SUPERVISED_WEIGHTS, trainSupervised } from "../lib/baselines/supervised-trainer";
-import { cleanImageExtractor, discriminatorModel, ganExtractor, supervisedExtractor } from "../lib/baselines/extractor";
-import { CsvLog } from "../lib/baselines/train-loop";
-import { chooseOnValidation } from "../lib/baselines/probe";
+import { dcganInit, DEFAULT_DCGAN, discriminate, discriminatorSpecs, generate, generatorSpecs } from "../lib/train/baselines/dcgan";
+import { encoderClassifierInit, encoderClassifierSpecs, encoderClassify } from "../lib/train/baselines/encoder-classifier";
+import { variablesFrom, weightSource } from "../lib/train/baselines/named-params";
+import { Dcgan, GAN_WEIGHTS, trainGan } from "../lib/train/baselines/gan-trainer";
+import { EncoderClassifier, LabelledData, stratifiedHoldout, SUPERVISED_WEIGHTS, trainSupervised } from "../lib/train/baselines/supervised-trainer";
+import { cleanImageExtractor, discriminatorModel, ganExtractor, supervisedExtractor } from "../lib/train/baselines/extractor";
+import { CsvLog } from "../lib/train/baselines/train-loop";
+import { chooseOnValidation } from "../lib/train/baselines/probe";
 
 const TINY_UNET = {
   image_size: 8, in_channels: 1, num_channels: 32, num_res_blocks: 1, channel_mult: "1,2", attention_resolutions: "4",
@@ -111,7 +111,7 @@ describe("baselines (GAN, supervised encoder)", function () {
       for (const x of vars.values()) x.dispose();
     });
 
-    it("the encoder-classifier's blocks equal lib/unet's U-Net blocks given the same weights", async () => {
+    it("the encoder-classifier's blocks equal lib/model/unet's U-Net blocks given the same weights", async () => {
       const cfg = createUNetConfig(TINY_UNET);
       const dir = tmpDir();
       const full = parameterSpecs(cfg).map((s, i) => ({ name: s.name, shape: s.shape, data: randomArray(s.shape.reduce((a, b) => a * b, 1), 100 + i) }));

@@ -13,13 +13,13 @@ import {
   detectCheckpointFormat,
   StateDict,
   TensorEntry,
-} from "../lib/checkpoint";
-import { readZipDirectory, readEntry, entryDataOffset } from "../lib/checkpoint/zip";
-import { ZipWriter } from "../lib/checkpoint/zip-writer";
-import { crc32, crc32Portable } from "../lib/checkpoint/crc32";
-import { unpickle, PickleTruncatedError } from "../lib/checkpoint/pickle";
-import { torchGlobals } from "../lib/checkpoint/torch-pickle";
-import { torchZipPrefix, loadTorchLegacy } from "../lib/checkpoint/torch";
+} from "../lib/model/checkpoint";
+import { readZipDirectory, readEntry, entryDataOffset } from "../lib/model/checkpoint/zip";
+import { ZipWriter } from "../lib/model/checkpoint/zip-writer";
+import { crc32, crc32Portable } from "../lib/model/checkpoint/crc32";
+import { unpickle, PickleTruncatedError } from "../lib/model/checkpoint/pickle";
+import { torchGlobals } from "../lib/model/checkpoint/torch-pickle";
+import { torchZipPrefix, loadTorchLegacy } from "../lib/model/checkpoint/torch";
 import { sharedOrSkip } from "./helpers/shared";
 
 const FIX = path.join(__dirname, "fixtures", "checkpoint");

@@ -1,5 +1,5 @@
 /**
- * Baseline rows for CKA (lib/cka/baseline-rows): the rows streamed for the GAN discriminator and the
+ * Baseline rows for CKA (lib/metrics/cka/baseline-rows): the rows streamed for the GAN discriminator and the
  * supervised encoder equal a direct, whole-set forward pass (no stopping early, every layer captured)
  * pooled by a brute-force adaptive average pool written here (PyTorch's bin formula, float64, from the
  * NHWC map); the widths match baselineLayerDims; two streams zipped over the same batches stay in step;
@@ -7,18 +7,18 @@
  */
 import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
-import { selectBackend } from "../lib/backend";
+import { selectBackend } from "../lib/model/backend";
 import { Rng } from "../lib/rng";
-import { createUNetConfig, UNetConfig } from "../lib/unet/index";
-import { discriminate, DISCRIMINATOR_LAYERS } from "../lib/baselines/dcgan";
-import { encoderBlocks, encoderClassify } from "../lib/baselines/encoder-classifier";
-import { weightSource } from "../lib/baselines/named-params";
-import { Dcgan } from "../lib/baselines/gan-trainer";
-import { EncoderClassifier } from "../lib/baselines/supervised-trainer";
-import { discriminatorModel, encoderModel } from "../lib/baselines/extractor";
-import { baselineBatchRows, baselineLayerDims, baselineRows, ImageRowsBatch } from "../lib/cka/baseline-rows";
-import { sameImages } from "../lib/cka/network-rows";
-import { zipStreams } from "../lib/cka/zip";
+import { createUNetConfig, UNetConfig } from "../lib/model/unet/index";
+import { discriminate, DISCRIMINATOR_LAYERS } from "../lib/train/baselines/dcgan";
+import { encoderBlocks, encoderClassify } from "../lib/train/baselines/encoder-classifier";
+import { weightSource } from "../lib/train/baselines/named-params";
+import { Dcgan } from "../lib/train/baselines/gan-trainer";
+import { EncoderClassifier } from "../lib/train/baselines/supervised-trainer";
+import { discriminatorModel, encoderModel } from "../lib/train/baselines/extractor";
+import { baselineBatchRows, baselineLayerDims, baselineRows, ImageRowsBatch } from "../lib/metrics/cka/baseline-rows";
+import { sameImages } from "../lib/metrics/cka/network-rows";
+import { zipStreams } from "../lib/metrics/cka/zip";
 
 const TINY_UNET = {
   image_size: 8, in_channels: 1, num_channels: 32, num_res_blocks: 1, channel_mult: "1,2", attention_resolutions: "4",
@@ -87,7 +87,7 @@ async function collect(stream: AsyncIterable<{ ids: string[]; rows: Map<string, 
   return { ids, rows };
 }
 
-describe("baseline rows for CKA (lib/cka/baseline-rows)", function () {
+describe("baseline rows for CKA (lib/metrics/cka/baseline-rows)", function () {
   this.timeout(120000);
   let gan: Dcgan;
   let net: EncoderClassifier;

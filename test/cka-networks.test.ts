@@ -1,5 +1,5 @@
 /**
- * Network rows for CKA (lib/cka/network-rows): the streamed rows equal a direct forward pass of the whole set
+ * Network rows for CKA (lib/metrics/cka/network-rows): the streamed rows equal a direct forward pass of the whole set
  * pooled by a brute-force adaptive average pool written here (PyTorch's bin formula, float64), the ViT token
  * grid is laid out as conv_proj's map (checked with the position embedding zeroed, where the two must agree),
  * two streams zipped over the same batches stay in step (and a stream out of step is caught), the tiny
@@ -12,16 +12,16 @@ import * as os from "os";
 import * as path from "path";
 import sharp from "sharp";
 import * as tf from "@tensorflow/tfjs";
-import { selectBackend } from "../lib/backend";
-import { loadStateDict } from "../lib/checkpoint/index";
-import type { StateDict, TensorEntry } from "../lib/checkpoint/state-dict";
-import { zipStreams } from "../lib/cka/zip";
-import { ckaLayerChoice, ckaNetworkLayers, FileBatch, networkLayerDims, networkRows, NetworkRowsOptions, sameImages } from "../lib/cka/network-rows";
+import { selectBackend } from "../lib/model/backend";
+import { loadStateDict } from "../lib/model/checkpoint/index";
+import type { StateDict, TensorEntry } from "../lib/model/checkpoint/state-dict";
+import { zipStreams } from "../lib/metrics/cka/zip";
+import { ckaLayerChoice, ckaNetworkLayers, FileBatch, networkLayerDims, networkRows, NetworkRowsOptions, sameImages } from "../lib/metrics/cka/network-rows";
 import { torchvisionBatch } from "../lib/data/torchvision-transform";
-import { loadNet, netFromStateDict, TorchvisionNet } from "../lib/nets/load";
-import { randomNetTensors, TINY_NETS, writeRandomNet } from "../lib/nets/random-weights";
-import { RESNET_PRESETS, resnetLayers } from "../lib/nets/resnet";
-import { VIT_PRESETS, vitLayers, VisionTransformer } from "../lib/nets/vit";
+import { loadNet, netFromStateDict, TorchvisionNet } from "../lib/model/nets/load";
+import { randomNetTensors, TINY_NETS, writeRandomNet } from "../lib/model/nets/random-weights";
+import { RESNET_PRESETS, resnetLayers } from "../lib/model/nets/resnet";
+import { VIT_PRESETS, vitLayers, VisionTransformer } from "../lib/model/nets/vit";
 
 const TRANSFORM = { resize: 40, crop: 32 };
 
@@ -91,7 +91,7 @@ function* batchesOf(ids: string[], files: (string | Buffer)[], size: number): Ge
   for (let i = 0; i < ids.length; i += size) yield { ids: ids.slice(i, i + size), files: files.slice(i, i + size) };
 }
 
-describe("network rows for CKA (lib/cka/network-rows)", function () {
+describe("network rows for CKA (lib/metrics/cka/network-rows)", function () {
   this.timeout(120000);
   let dir: string;
   let resnet: TorchvisionNet;

@@ -6,12 +6,12 @@ import * as path from "path";
 import {
   allPairs, checkCkaFolder, CkaFixtureError, crossPairs, FeatureRows, hsicBiased, hsicUnbiased, hsicUnbiasedFull, linearCka, LinearCka,
   linearCkaBytes, linearGram, minibatchCka, MinibatchCka, pairValue, readCkaManifest,
-} from "../lib/cka/index";
+} from "../lib/metrics/cka/index";
 import {
   bestMatches, bestMatchLines, ckaHeatmapSpec, ckaPanelsSpec, ckaTable, CkaTable, PAPER_CKA, poolChannelMajorRows, sameBlockSpec, sameLabelDiagonal,
   tableCells, zipStreams,
-} from "../lib/cka/index";
-import { poolNHWC } from "../lib/pooling";
+} from "../lib/metrics/cka/index";
+import { poolNHWC } from "../lib/features/pooling";
 import * as vl from "vega-lite";
 import { sharedOrSkip } from "./helpers/shared";
 
@@ -117,7 +117,7 @@ const close = (a: number, b: number, tol: number, what: string) => assert.ok(Mat
 
 // ---------------------------------------------------------------------------------------------
 
-describe("CKA (lib/cka)", () => {
+describe("CKA (lib/metrics/cka)", () => {
   describe("numpy reference values (make_cka_fixtures.py)", () => {
     it("../shared/fixtures/cka: linear CKA, unbiased HSIC and minibatch CKA (b = 16, 32, 48) of every case within 1e-6", async function () {
       const folder = sharedOrSkip(this, "fixtures", "cka");

@@ -1,6 +1,6 @@
 import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
-import { selectBackend } from "../lib/backend";
+import { selectBackend } from "../lib/model/backend";
 import {
   ConvPad, convGeometry, conv2dFilterGrad, conv2dInputGrad, conv2dTrainable, nativeConv2dFilterGrad, nativeConv2dInputGrad,
 } from "../lib/train/conv-grad";

@@ -1,10 +1,10 @@
 import { strict as assert } from "assert";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { selectBackend } from "../lib/backend";
-import { betaSchedule, gaussian, linspace, noiseFor, NoiseSchedule, qSample, qSampleArray, Rng, spaceTimesteps } from "../lib/diffusion";
-import { roundHalfEven } from "../lib/diffusion/schedule";
-import { npyToFloat32, readNpy } from "../lib/npy";
+import { selectBackend } from "../lib/model/backend";
+import { betaSchedule, gaussian, linspace, noiseFor, NoiseSchedule, qSample, qSampleArray, Rng, spaceTimesteps } from "../lib/model/diffusion";
+import { roundHalfEven } from "../lib/model/diffusion/schedule";
+import { npyToFloat32, readNpy } from "../lib/model/npy";
 import { sharedOrSkip } from "./helpers/shared";
 
 describe("diffusion: schedules", () => {

@@ -1,10 +1,10 @@
 import { strict as assert } from "assert";
 import sharp from "sharp";
-import { chartBundle, chartText, renderSvg } from "../lib/charts";
-import { tableText, tableHtml, toCsv, aq } from "../lib/tables";
+import { chartBundle, chartText, renderSvg } from "../lib/display/charts";
+import { tableText, tableHtml, toCsv, aq } from "../lib/display/tables";
 import { parseScale, byScale } from "../lib/scale";
-import { progress, formatDuration, formatRate, statusLine, detectMode, PROGRESS_ENV } from "../lib/progress";
-import { inNotebook, displayBundle } from "../lib/notebook";
+import { progress, formatDuration, formatRate, statusLine, detectMode, PROGRESS_ENV } from "../lib/display/progress";
+import { inNotebook, displayBundle } from "../lib/display/notebook";
 import { packageVersion } from "../lib/environment";
 
 const spec = {

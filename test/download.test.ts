@@ -9,7 +9,7 @@ import * as tar from "tar";
 import { loadDataset } from "../lib/data";
 import { fetchDataset, ManualDownloadError } from "../lib/data/fetch";
 import { DATASET_SOURCES } from "../lib/data/sources";
-import { ChecksumError, download, DownloadError, extractArchive, verifyFile } from "../lib/download";
+import { ChecksumError, download, DownloadError, extractArchive, verifyFile } from "../lib/data/download";
 
 const FIX = path.join(__dirname, "fixtures", "datasets");
 

@@ -8,14 +8,14 @@ import { besidePaperSpec, compareRow, paperCurve } from "../lib/experiments/pape
 import { findSet, StoredSet } from "../lib/experiments/extraction-plan";
 import { writeSyntheticImagenet, writeRandomCheckpoint, TINY_ADM_FLAGS } from "../lib/data/synthetic-tree";
 import { loadImagenet } from "../lib/data/imagenet";
-import { loadStateDict } from "../lib/checkpoint/index";
-import { parameterSpecs } from "../lib/unet/parameters";
-import { createUNetConfig } from "../lib/unet/config";
-import { randomParam } from "../lib/unet/weights";
-import { renderSvg } from "../lib/charts";
+import { loadStateDict } from "../lib/model/checkpoint/index";
+import { parameterSpecs } from "../lib/model/unet/parameters";
+import { createUNetConfig } from "../lib/model/unet/config";
+import { randomParam } from "../lib/model/unet/weights";
+import { renderSvg } from "../lib/display/charts";
 import { paperPlan, studyJobs, studyTestJobs, withLr, linearRecipe } from "../lib/experiments/linear-study";
 import { fashionMnistFirst } from "../lib/experiments/demo-sources";
-import { fashionMnistSource } from "../lib/store/images";
+import { fashionMnistSource } from "../lib/features/store/images";
 import { paperSection } from "../lib/paper";
 
 describe("experiments: paper block -> our block by relative depth", () => {

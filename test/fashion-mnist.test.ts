@@ -3,7 +3,7 @@ import * as crypto from "crypto";
 import {
   DEFAULT_SPLIT_SEED, duplicateGroups, FASHION_MNIST_CLASSES, fashionMnistDir, fashionMnistSplit, FashionMnistRaw, imagesToFloat,
   loadFashionMnist, readFashionMnist,
-} from "../lib/fashion-mnist";
+} from "../lib/data/fashion-mnist";
 
 function packageOrSkip(ctx: Mocha.Context): void {
   try {

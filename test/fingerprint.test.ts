@@ -3,8 +3,8 @@ import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { contentFingerprint, contentFingerprintSync } from "../lib/checkpoint/fingerprint";
-import { checkpointId } from "../lib/workers/model-source";
+import { contentFingerprint, contentFingerprintSync } from "../lib/model/checkpoint/fingerprint";
+import { checkpointId } from "../lib/model/model-source";
 
 describe("content fingerprint", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fp-"));

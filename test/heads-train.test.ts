@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { selectBackend } from "../lib/backend";
+import { selectBackend } from "../lib/model/backend";
 import { Rng } from "../lib/rng";
 import { Head } from "../lib/heads/head";
 import { createMlpHead } from "../lib/heads/mlp";

@@ -1,11 +1,11 @@
 import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
-import { selectBackend } from "../lib/backend";
+import { selectBackend } from "../lib/model/backend";
 import { trainLinearProbe, probePredict, columnStats, permutation, Features } from "../lib/heads/linear";
-import { accuracy, topKAccuracy, confusionMatrix, meanPerClassAccuracy, wilsonInterval, mcnemarExact, argmaxRows, perClassAccuracy } from "../lib/metrics";
+import { accuracy, topKAccuracy, confusionMatrix, meanPerClassAccuracy, wilsonInterval, mcnemarExact, argmaxRows, perClassAccuracy } from "../lib/metrics/classification";
 import { Rng } from "../lib/rng";
 import * as fs from "fs";
-import { adaptiveAvgPool } from "../lib/pooling";
+import { adaptiveAvgPool } from "../lib/features/pooling";
 import { checkSource, chunkRows, featureStats, memorySource, poolSource, subsetSource } from "../lib/heads/source";
 import { attentionBlockParams, attentionParams, cnnParams, cnnWidthForParams, linearParams, mlpParams, paperAttentionConfig, paperRowParams, PaperHeadRow } from "../lib/heads/params";
 import { countParams, Head } from "../lib/heads/head";
@@ -186,7 +186,7 @@ describe("heads: sources, parameter counts, forward passes", () => {
       assert.equal(chunkRows([1 << 25], 8), 1);
     });
 
-    it("poolSource equals lib/pooling's PyTorch-exact adaptive pooling (overlapping bins), channel-major", async () => {
+    it("poolSource equals lib/features/pooling's PyTorch-exact adaptive pooling (overlapping bins), channel-major", async () => {
       const [c, h, w] = [3, 7, 5];
       const chw = rand(2 * c * h * w, 3);
       const nhwc = new Float32Array(chw.length);

@@ -1,6 +1,6 @@
 import { strict as assert } from "assert";
 import sharp from "sharp";
-import { featureMapImages, gridPng } from "../lib/images";
+import { featureMapImages, gridPng } from "../lib/display/images";
 
 describe("images", () => {
   it("normalises each feature-map channel to [-1, 1] on its own", () => {

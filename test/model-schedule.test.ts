@@ -7,16 +7,16 @@ import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { NoiseSchedule } from "../lib/diffusion/schedule";
-import { embeddedModel } from "../lib/embedded";
-import { OrtUNetEngine } from "../lib/engines/ort-unet";
-import { imageNoise, nchwToNhwc, nhwcToNchw } from "../lib/features";
-import { poolNHWC } from "../lib/pooling";
-import { extractToStore } from "../lib/store/extract";
-import { engineExtractor } from "../lib/store/extractor";
-import { memorySource } from "../lib/store/images";
-import { createUNetConfig } from "../lib/unet/config";
-import { modelSchedule, sourceDiffusion } from "../lib/workers/model-source";
+import { NoiseSchedule } from "../lib/model/diffusion/schedule";
+import { embeddedModel } from "../lib/model/embedded";
+import { OrtUNetEngine } from "../lib/model/engines/ort-unet";
+import { imageNoise, nchwToNhwc, nhwcToNchw } from "../lib/features/extract";
+import { poolNHWC } from "../lib/features/pooling";
+import { extractToStore } from "../lib/features/store/extract";
+import { engineExtractor } from "../lib/features/store/extractor";
+import { memorySource } from "../lib/features/store/images";
+import { createUNetConfig } from "../lib/model/unet/config";
+import { modelSchedule, sourceDiffusion } from "../lib/model/model-source";
 import { testImages, TINY_FLAGS } from "./helpers/models";
 
 describe("the model's own noise schedule", function () {

@@ -1,5 +1,5 @@
 /**
- * torchvision networks on tfjs (lib/nets): parity with PyTorch reference outputs
+ * torchvision networks on tfjs (lib/model/nets): parity with PyTorch reference outputs
  * (../shared/fixtures/torchvision: torchvision 0.14 ResNet(Bottleneck, [1,1,1,1]) and VisionTransformer,
  * random weights), checkpoint validation errors, layer selection / stop-early against the full pass,
  * the published-weights key mappings on synthetic checkpoints with the publishers' key names, and the
@@ -11,20 +11,20 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { selectBackend } from "../lib/backend";
-import { loadStateDict } from "../lib/checkpoint/index";
-import type { StateDict, TensorEntry } from "../lib/checkpoint/state-dict";
+import { selectBackend } from "../lib/model/backend";
+import { loadStateDict } from "../lib/model/checkpoint/index";
+import type { StateDict, TensorEntry } from "../lib/model/checkpoint/state-dict";
 import { decodeRgb } from "../lib/data/image";
 import { normalizeToCHW, resizedSize, torchvisionCrop } from "../lib/data/torchvision-transform";
-import { ChecksumError } from "../lib/download";
-import { readNpy, npyToFloat32 } from "../lib/npy";
-import { verifyDigestPrefix } from "../lib/nets/fetch-published";
-import { configFromManifest, detectFamily, netFromStateDict } from "../lib/nets/load";
-import { mapPublishedStateDict, PUBLISHED_NETS, publishedNet } from "../lib/nets/published";
-import { checkTorchvisionFolder } from "../lib/nets/reference";
-import { ResNet } from "../lib/nets/resnet";
-import { VisionTransformer } from "../lib/nets/vit";
-import { formatLine, relError } from "../lib/unet/reference";
+import { ChecksumError } from "../lib/data/download";
+import { readNpy, npyToFloat32 } from "../lib/model/npy";
+import { verifyDigestPrefix } from "../lib/model/nets/fetch-published";
+import { configFromManifest, detectFamily, netFromStateDict } from "../lib/model/nets/load";
+import { mapPublishedStateDict, PUBLISHED_NETS, publishedNet } from "../lib/model/nets/published";
+import { checkTorchvisionFolder } from "../lib/model/nets/reference";
+import { ResNet } from "../lib/model/nets/resnet";
+import { VisionTransformer } from "../lib/model/nets/vit";
+import { formatLine, relError } from "../lib/model/unet/reference";
 import { sharedOrSkip } from "./helpers/shared";
 
 const TOL = 1e-5;

@@ -3,7 +3,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { readNpy, writeNpy, encodeNpy, parseNpy, npyToFloat32, NpyArray } from "../lib/npy";
+import { readNpy, writeNpy, encodeNpy, parseNpy, npyToFloat32, NpyArray } from "../lib/model/npy";
 import { sharedOrSkip } from "./helpers/shared";
 
 const FIX = path.join(__dirname, "fixtures", "checkpoint");

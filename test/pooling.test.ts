@@ -1,7 +1,7 @@
 import { strict as assert } from "assert";
 import * as path from "path";
 import * as fs from "fs";
-import { adaptiveBins, poolNHWC, pooledDim, poolLabel, poolGrid, adaptiveAvgPool, globalAvgPool, flattenChannelMajor, PoolSpec } from "../lib/pooling";
+import { adaptiveBins, poolNHWC, pooledDim, poolLabel, poolGrid, adaptiveAvgPool, globalAvgPool, flattenChannelMajor, PoolSpec } from "../lib/features/pooling";
 
 interface Case {
   name: string;

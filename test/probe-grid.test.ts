@@ -2,10 +2,10 @@ import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { selectBackend } from "../lib/backend";
-import { pixelBaseline, probeGrid, pixelPredictions, LabelledImages, ProbeGridSpec } from "../lib/probe-grid";
-import { accuracy } from "../lib/metrics";
-import { FeatureSet } from "../lib/store/store";
+import { selectBackend } from "../lib/model/backend";
+import { pixelBaseline, probeGrid, pixelPredictions, LabelledImages, ProbeGridSpec } from "../lib/experiments/probe-grid";
+import { accuracy } from "../lib/metrics/classification";
+import { FeatureSet } from "../lib/features/store/store";
 import { Rng } from "../lib/rng";
 
 const TINY = {

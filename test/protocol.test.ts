@@ -2,16 +2,16 @@ import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { selectBackend } from "../lib/backend";
+import { selectBackend } from "../lib/model/backend";
 import { trainLinearProbe, trainLinearProbeOn, probePredict } from "../lib/heads/linear";
 import { FeatureSource, featureStats, memorySource, subsetSource } from "../lib/heads/source";
 import { storeSource, withinBudget } from "../lib/heads/store-source";
-import { accuracy, mcnemarExact } from "../lib/metrics";
-import { validationSplit } from "../lib/protocol/split";
-import { Candidate, chooseOnValidation, gridOnTest, pairedOnTest, selectAndTest, TEST_SHOWN_LABEL } from "../lib/protocol/select";
+import { accuracy, mcnemarExact } from "../lib/metrics/classification";
+import { validationSplit } from "../lib/experiments/protocol/split";
+import { Candidate, chooseOnValidation, gridOnTest, pairedOnTest, selectAndTest, TEST_SHOWN_LABEL } from "../lib/experiments/protocol/select";
 import { Rng } from "../lib/rng";
-import type { FeatureSetKey } from "../lib/store/key";
-import { FeatureSet } from "../lib/store/store";
+import type { FeatureSetKey } from "../lib/features/store/key";
+import { FeatureSet } from "../lib/features/store/store";
 
 const KEY: FeatureSetKey = {
   model: "ckpt:0123456789abcdef01234567", schedule: "1000:abcdefabcdef", block: 9, module: "input_blocks.8", t: 100, pool: "adaptive4x4",

@@ -11,9 +11,9 @@ import { execFile } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { selectBackend } from "../lib/backend";
-import { readNpy, writeNpy } from "../lib/npy";
-import { checkReferenceFolder, formatLine, ReferenceReport } from "../lib/unet/reference";
+import { selectBackend } from "../lib/model/backend";
+import { readNpy, writeNpy } from "../lib/model/npy";
+import { checkReferenceFolder, formatLine, ReferenceReport } from "../lib/model/unet/reference";
 import { sharedOrSkip } from "./helpers/shared";
 
 const TOL = 1e-5;

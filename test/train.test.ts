@@ -5,11 +5,11 @@ import * as os from "os";
 import * as path from "path";
 import { spawn } from "child_process";
 import * as tf from "@tensorflow/tfjs";
-import { selectBackend } from "../lib/backend";
-import { readSafetensors, saveSafetensors } from "../lib/checkpoint";
-import { createUNetConfig, UNet } from "../lib/unet";
-import { parameterSpecs } from "../lib/unet/parameters";
-import { toTfLayout } from "../lib/unet/weights";
+import { selectBackend } from "../lib/model/backend";
+import { readSafetensors, saveSafetensors } from "../lib/model/checkpoint";
+import { createUNetConfig, UNet } from "../lib/model/unet";
+import { parameterSpecs } from "../lib/model/unet/parameters";
+import { toTfLayout } from "../lib/model/unet/weights";
 import { AdamW } from "../lib/train/adamw";
 import { epochPermutation, StepSampler } from "../lib/train/batches";
 import { Ema } from "../lib/train/ema";
@@ -17,9 +17,9 @@ import { LossLog } from "../lib/train/loss-log";
 import { installTrainingKernels, uninstallTrainingKernels } from "../lib/train/wasm-kernels";
 import { syntheticBlobs } from "../lib/train/synthetic-data";
 import { guidedDiffusionInit, toTorchLayout, trainableParams } from "../lib/train/model-params";
-import { NoiseSchedule } from "../lib/diffusion";
-import { EpsModel, sampleImages, samplerCoefficients } from "../lib/diffusion/sample";
-import { imageGrid, saveImageGrid } from "../lib/images";
+import { NoiseSchedule } from "../lib/model/diffusion";
+import { EpsModel, sampleImages, samplerCoefficients } from "../lib/model/diffusion/sample";
+import { imageGrid, saveImageGrid } from "../lib/display/images";
 import sharp from "sharp";
 import { configConflicts, loadTrainedModel, makeTrainData, resolveTrainConfig, TrainConfig, trainDdpm } from "../lib/train/trainer";
 
@@ -114,7 +114,7 @@ describe("training", function () {
       p.dispose();
     });
 
-    it("toTorchLayout inverts lib/unet's toTfLayout for every parameter kind", () => {
+    it("toTorchLayout inverts lib/model/unet's toTfLayout for every parameter kind", () => {
       const cfg = createUNetConfig(TINY_MODEL);
       const kinds = new Set<string>();
       for (const spec of parameterSpecs(cfg)) {

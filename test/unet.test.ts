@@ -2,17 +2,17 @@ import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { selectBackend } from "../lib/backend";
-import { loadStateDict, validateStateDict } from "../lib/checkpoint";
-import { gaussian } from "../lib/diffusion";
+import { selectBackend } from "../lib/model/backend";
+import { loadStateDict, validateStateDict } from "../lib/model/checkpoint";
+import { gaussian } from "../lib/model/diffusion";
 import {
   blockCount, blockName, blockTable, buildPlan, configFromManifest, createUNetConfig, expectedParameterShapes,
   forwardFlops, parameterCount, parameterSpecs, parseBlock, planStreaming, PRESETS, timestepEmbedding, toNCHW,
   toTfLayout, UNet, UNetConfig, WASM_PACKED_COPIES,
-} from "../lib/unet";
-import { attend, attentionBlock } from "../lib/unet/attention";
-import { avgPool2x, conv2d, groupNorm, torchExpf, upsampleNearest2x, WeightSource } from "../lib/unet/layers";
-import { AttnSpec } from "../lib/unet/plan";
+} from "../lib/model/unet";
+import { attend, attentionBlock } from "../lib/model/unet/attention";
+import { avgPool2x, conv2d, groupNorm, torchExpf, upsampleNearest2x, WeightSource } from "../lib/model/unet/layers";
+import { AttnSpec } from "../lib/model/unet/plan";
 import { sharedOrSkip } from "./helpers/shared";
 
 /** A WeightSource over plain tensors (tfjs layout). */

@@ -1,15 +1,15 @@
 import { strict as assert } from "assert";
 import * as path from "path";
-import { WorkerPool, TaskError, Job } from "../lib/workers/pool";
-import type { EchoInit, EchoTask, EchoResult } from "../lib/workers/echo-worker";
+import { WorkerPool, TaskError, Job } from "../lib/features/workers/pool";
+import type { EchoInit, EchoTask, EchoResult } from "../lib/features/workers/echo-worker";
 import * as fs from "fs";
 import * as os from "os";
-import { FeaturePool, PoolExtractOptions, extractFeaturesParallel } from "../lib/workers/feature-pool";
-import { sourceConfig } from "../lib/workers/model-source";
-import { extractFeatures, concatBatches, featureMatrix, FeatureBatch } from "../lib/features";
-import { selectBackend } from "../lib/backend";
-import { UNet } from "../lib/unet/model";
-import { NoiseSchedule } from "../lib/diffusion/schedule";
+import { FeaturePool, PoolExtractOptions, extractFeaturesParallel } from "../lib/features/workers/feature-pool";
+import { sourceConfig } from "../lib/model/model-source";
+import { extractFeatures, concatBatches, featureMatrix, FeatureBatch } from "../lib/features/extract";
+import { selectBackend } from "../lib/model/backend";
+import { UNet } from "../lib/model/unet/model";
+import { NoiseSchedule } from "../lib/model/diffusion/schedule";
 import { TINY_FLAGS, testImages } from "./helpers/models";
 
 
@@ -20,7 +20,7 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   return d;
 }
 
-const ECHO = path.join(__dirname, "..", "lib", "workers", "echo-worker.ts");
+const ECHO = path.join(__dirname, "..", "lib", "features", "workers", "echo-worker.ts");
 
 function job(i: number, extra: Partial<EchoTask> = {}): Job<EchoTask> {
   const values = Float32Array.from({ length: 4 }, (_, k) => i * 10 + k);

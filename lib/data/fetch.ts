@@ -5,8 +5,8 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { download, extractArchive, verifyFile } from "../download";
-import { progress, ProgressMode } from "../progress";
+import { download, extractArchive, verifyFile } from "./download";
+import { progress, ProgressMode } from "../display/progress";
 import { DATASET_SOURCES, DatasetSource, SourceFile } from "./sources";
 import { datasetName, DatasetError } from "./index";
 

@@ -6,7 +6,7 @@
  * (lib/data/synthetic-fine-grained.ts). Not written: complex parts, compression, sparse arrays.
  */
 import * as fs from "fs";
-import { writeAtomically } from "../checkpoint/atomic";
+import { writeAtomically } from "../model/checkpoint/atomic";
 import { MatCell, MatChar, MatNumeric, MatStruct, MatValue } from "./mat";
 
 const mi = { INT8: 1, UINT8: 2, INT16: 3, UINT16: 4, INT32: 5, UINT32: 6, SINGLE: 7, DOUBLE: 9, MATRIX: 14, UTF16: 17 } as const;

@@ -8,14 +8,14 @@
  * no train/test split: this module defines a fixed, seeded, stratified one (20% of every class is test).
  * See docs/mnist.md for the measurements.
  *
- * Images come out as Fashion-MNIST's do (lib/fashion-mnist.ts imagesToFloat): NHWC float32 in [-1, 1],
+ * Images come out as Fashion-MNIST's do (lib/data/fashion-mnist.ts imagesToFloat): NHWC float32 in [-1, 1],
  * padded 28 -> 32 with the background value -1, 1 channel (or 3). Stable ids: the image's position in
  * the class-major order of the files (digit 0's images first), 0..9999.
  */
 import * as fs from "fs";
 import * as path from "path";
 import { Rng } from "../rng";
-import { FashionMnistRaw, ImageFormat, imagesToFloat, shuffleInPlace } from "../fashion-mnist";
+import { FashionMnistRaw, ImageFormat, imagesToFloat, shuffleInPlace } from "./fashion-mnist";
 
 export const MNIST_PACKAGE = "mnist";
 export const MNIST_VERSION = "1.1.0";

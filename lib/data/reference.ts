@@ -8,7 +8,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { parseNpy } from "../npy";
+import { parseNpy } from "../model/npy";
 import { decodeRgb, RgbImage } from "./image";
 import { centerCropArr } from "./preprocess";
 
@@ -62,7 +62,7 @@ export interface ReferenceReport {
   pass: boolean;
 }
 
-/** A uint8 reference array (lib/npy), with an error naming the file when it holds another dtype. */
+/** A uint8 reference array (lib/model/npy), with an error naming the file when it holds another dtype. */
 export function readNpyUint8(file: string): { shape: number[]; data: Uint8Array } {
   const a = parseNpy(fs.readFileSync(file), file);
   if (a.dtype !== "uint8") throw new Error(`${file}: expected a uint8 array, found ${a.dtype}`);

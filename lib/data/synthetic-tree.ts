@@ -11,10 +11,10 @@ import * as fs from "fs";
 import * as path from "path";
 import sharp from "sharp";
 import { makeRng } from "../rng";
-import { writeTorchZip } from "../checkpoint/torch-writer";
-import { createUNetConfig, UNetFlags } from "../unet/config";
-import { parameterSpecs } from "../unet/parameters";
-import { randomParam } from "../unet/weights";
+import { writeTorchZip } from "../model/checkpoint/torch-writer";
+import { createUNetConfig, UNetFlags } from "../model/unet/config";
+import { parameterSpecs } from "../model/unet/parameters";
+import { randomParam } from "../model/unet/weights";
 
 /** A small ADM configuration (guided-diffusion flags; unconditional, learned sigma as ADM-256). */
 export const TINY_ADM_FLAGS: Partial<UNetFlags> = {

@@ -4,7 +4,7 @@
  * (or two scales) that take different N must not share a set: with N in the name, smoke and demo sets live
  * side by side, and notebooks that take the same N (04 and 05 at demo) share theirs.
  */
-import { fashionMnistSource, ImageSource } from "../store/images";
+import { fashionMnistSource, ImageSource } from "../features/store/images";
 
 export function fashionMnistFirst(split: "train" | "test", n: number): ImageSource {
   if (!(Number.isInteger(n) && n > 0)) throw new Error(`fashionMnistFirst: image count ${n} must be a positive integer`);

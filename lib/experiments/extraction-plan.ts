@@ -4,13 +4,13 @@
  * per image, disk for the store), and the lookup of a (block, t, pool) among the stored sets: a set stored at
  * pooled size s serves any pool p that divides s (adaptive pooling of equal bins re-pools exactly).
  */
-import { extractToStore, jobKeys } from "../store/extract";
-import type { FeatureExtractor } from "../store/extractor";
-import type { ImageSource } from "../store/images";
-import type { StoreDtype } from "../store/key";
-import type { FeatureSet } from "../store/store";
-import type { PoolSpec } from "../pooling";
-import type { NoisePolicy } from "../features";
+import { extractToStore, jobKeys } from "../features/store/extract";
+import type { FeatureExtractor } from "../features/store/extractor";
+import type { ImageSource } from "../features/store/images";
+import type { StoreDtype } from "../features/store/key";
+import type { FeatureSet } from "../features/store/store";
+import type { PoolSpec } from "../features/pooling";
+import type { NoisePolicy } from "../features/extract";
 
 /** One store job: these blocks at these timesteps, pooled to `pool` x `pool` ("none": the whole map). */
 export interface PlanJob {

@@ -17,12 +17,12 @@ import { countParams } from "../heads/head";
 import type { LrSchedule, OptimizerSpec } from "../heads/optim";
 import { FeatureSource, subsetSource } from "../heads/source";
 import { trainHead } from "../heads/train-head";
-import { extractToStore } from "../store/extract";
-import { engineExtractor } from "../store/extractor";
-import { fileSource, ImageSource } from "../store/images";
-import type { StoreDtype } from "../store/key";
-import { defaultStoreRoot, FeatureSet } from "../store/store";
-import type { ModelSource } from "../workers/model-source";
+import { extractToStore } from "../features/store/extract";
+import { engineExtractor } from "../features/store/extractor";
+import { fileSource, ImageSource } from "../features/store/images";
+import type { StoreDtype } from "../features/store/key";
+import { defaultStoreRoot, FeatureSet } from "../features/store/store";
+import type { ModelSource } from "../model/model-source";
 
 /** A store set as a FeatureSource of [C, s, s] rows. */
 export function setSource(set: FeatureSet, numClasses: number): FeatureSource {

@@ -8,7 +8,7 @@ import { buildHead, HeadSpec } from "../heads/create";
 import { trainHead, TrainHeadOptions } from "../heads/train-head";
 import { evaluateHead, Evaluation } from "../heads/evaluate";
 import { countParams } from "../heads/head";
-import type { FeatureSet } from "../store/store";
+import type { FeatureSet } from "../features/store/store";
 import type { ValSplit } from "./val-split";
 
 /** A stored set as a FeatureSource (rows shaped as stored: [C, p, p] for a pooled map). */

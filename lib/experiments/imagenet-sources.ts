@@ -4,7 +4,7 @@
  * (ImageNet-50) and to `subset` images per class and split (seeded), centre-cropped to the model's size.
  */
 import { loadDataset, subsetDataset } from "../data/index";
-import { fileSource, ImageSource } from "../store/images";
+import { fileSource, ImageSource } from "../features/store/images";
 
 export interface ImagenetSourceOptions {
   /** Keep these WordNet ids (ImageNet-50); default all classes. */

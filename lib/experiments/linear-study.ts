@@ -9,14 +9,14 @@
  * only settings fixed in advance (the paper's block 24, t 90 mapped to our model; the best-on-val setting)
  * are scored on test, once.
  */
-import type { ImageSource } from "../store/images";
-import type { FeatureExtractor } from "../store/extractor";
-import type { StoreDtype } from "../store/key";
+import type { ImageSource } from "../features/store/images";
+import type { FeatureExtractor } from "../features/store/extractor";
+import type { StoreDtype } from "../features/store/key";
 import type { HeadSpec } from "../heads/create";
 import type { TrainHeadOptions } from "../heads/train-head";
 import type { Evaluation } from "../heads/evaluate";
 import { PAPER_LINEAR_RECIPE } from "../heads/optim";
-import { mcnemarExact, PairedComparison } from "../metrics";
+import { mcnemarExact, PairedComparison } from "../metrics/classification";
 import { findSet, PlanJob, runPlan, StoredSet } from "./extraction-plan";
 import { featureSetSource, sweepHeads, fitHead, SweepRow } from "./heads-on-store";
 import { stratifiedSplit, ValSplit } from "./val-split";

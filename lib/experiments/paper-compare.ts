@@ -4,8 +4,8 @@
  * a panel of its own (its own axis: the paper's numbers are ImageNet with ADM-256, ours may be another model
  * and data set).
  */
-import { wilsonInterval } from "../metrics";
-import type { VegaLiteSpec } from "../charts";
+import { wilsonInterval } from "../metrics/classification";
+import type { VegaLiteSpec } from "../display/charts";
 
 export interface CompareRow {
   setting: string;

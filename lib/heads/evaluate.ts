@@ -2,10 +2,10 @@
  * From a head's class scores to the numbers a results table reports: top-1 and top-5 accuracy with
  * Wilson 95% intervals, per-class and mean per-class accuracy, the confusion matrix. Scores are
  * computed in batches streamed from the FeatureSource. Two probes on the same images are compared
- * with metrics.ts mcnemarExact(evaluationA.predictions, evaluationB.predictions, labels).
+ * with lib/metrics/classification.ts mcnemarExact(evaluationA.predictions, evaluationB.predictions, labels).
  */
 import * as tf from "@tensorflow/tfjs";
-import { argmaxRows, confusionMatrix, perClassAccuracy, topKAccuracy, wilsonInterval } from "../metrics";
+import { argmaxRows, confusionMatrix, perClassAccuracy, topKAccuracy, wilsonInterval } from "../metrics/classification";
 import { Head } from "./head";
 import { FeatureSource, forEachChunk, rowSize } from "./source";
 

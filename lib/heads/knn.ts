@@ -9,8 +9,8 @@
  * row. Similarities are float32 matrix products (tfjs).
  */
 import * as tf from "@tensorflow/tfjs";
-import { progress } from "../progress";
-import { argmaxRows } from "../metrics";
+import { progress } from "../display/progress";
+import { argmaxRows } from "../metrics/classification";
 import { checkSource, chunkRows, FeatureSource, forEachChunk, rowSize } from "./source";
 
 export interface KnnOptions {

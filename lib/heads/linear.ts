@@ -11,7 +11,7 @@ import * as tf from "@tensorflow/tfjs";
 import { Rng, permutation } from "../rng";
 
 export { permutation };
-import { Progress, progress } from "../progress";
+import { Progress, progress } from "../display/progress";
 import { FeatureSource, featureStats, forEachChunk, memorySource, rowSize } from "./source";
 
 export interface LinearProbeOptions {

@@ -2,7 +2,7 @@
  * Where heads read their features from: a `FeatureSource`, so that no head, trainer or kNN ever
  * needs the whole feature matrix in memory.
  *
- * The contract (kept minimal so the on-disk feature store, lib/store/, can implement it directly):
+ * The contract (kept minimal so the on-disk feature store, lib/features/store/, can implement it directly):
  *
  *   rows        number of examples
  *   shape       shape of one row, channel-major as PyTorch: [C, H, W] for a block map, [D] for a vector
@@ -16,7 +16,7 @@
  * view (adaptive average pooling of [C, H, W] rows to [C * p * p], PyTorch-exact bins, channel-major),
  * and streaming per-dimension statistics for standardisation.
  */
-import { poolChannelMajorRows } from "../pooling";
+import { poolChannelMajorRows } from "../features/pooling";
 
 export interface FeatureSource {
   readonly rows: number;

@@ -7,7 +7,7 @@
  * of bytes (repeated epochs then read memory, not disk); otherwise the source is returned as it is and
  * training streams from disk.
  */
-import type { FeatureSet } from "../store/store";
+import type { FeatureSet } from "../features/store/store";
 import { FeatureSource, forEachChunk, memorySource, rowSize, subsetSource } from "./source";
 
 export interface StoreSourceOptions {

@@ -3,7 +3,7 @@
  * from a FeatureSource (never the whole matrix), softmax cross-entropy, gradients by tfjs autodiff,
  * an optimiser from optim.ts with a per-epoch learning-rate schedule. Seeded: epoch e's order is a
  * Fisher-Yates permutation from Rng(seed, 0x5eed0000 + e), so a resumed run replays exactly the same
- * batches. Progress (rate, ETA, loss) through lib/progress.ts.
+ * batches. Progress (rate, ETA, loss) through lib/display/progress.ts.
  *
  * Checkpoints: with `checkpoint` set, after every epoch the parameters, the optimiser's slots and step
  * count, the epoch and the loss history are written atomically (writeAtomically) to that file. When
@@ -16,9 +16,9 @@
  */
 import * as fs from "fs";
 import * as tf from "@tensorflow/tfjs";
-import { writeAtomically } from "../checkpoint/atomic";
+import { writeAtomically } from "../model/checkpoint/atomic";
 import { Rng } from "../rng";
-import { progress, Progress } from "../progress";
+import { progress, Progress } from "../display/progress";
 import { installTrainingKernels } from "../train/wasm-kernels";
 import { Head } from "./head";
 import { permutation } from "./linear";

@@ -13,8 +13,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { readSafetensors, saveSafetensors } from "../checkpoint/index";
-import { writeAtomically } from "../checkpoint/atomic";
+import { readSafetensors, saveSafetensors } from "../model/checkpoint/index";
+import { writeAtomically } from "../model/checkpoint/atomic";
 
 export const CHECKPOINT_JSON = "checkpoint.json";
 export const STATE_FORMAT = "diffprobe-train-state";

@@ -1,7 +1,7 @@
 /**
  * Training data described by a small serialisable spec, so that worker threads can load the same data.
  */
-import { loadFashionMnist } from "../fashion-mnist";
+import { loadFashionMnist } from "../data/fashion-mnist";
 import { syntheticBlobs } from "./synthetic-data";
 
 /** Training images: `batch(idx)` returns NHWC float32 in [-1, 1] for positions `idx` (0..n-1). */

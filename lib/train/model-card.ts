@@ -4,13 +4,13 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { NoiseSchedule } from "../diffusion/schedule";
-import { sampleImages, unetEps } from "../diffusion/sample";
-import { saveImageGrid } from "../images";
-import { renderPng } from "../charts";
+import { NoiseSchedule } from "../model/diffusion/schedule";
+import { sampleImages, unetEps } from "../model/diffusion/sample";
+import { saveImageGrid } from "../display/images";
+import { renderPng } from "../display/charts";
 import { loadTrainedModel } from "./trainer";
 import { LossLog } from "./loss-log";
-import { progress, Progress } from "../progress";
+import { progress, Progress } from "../display/progress";
 
 export interface ModelCardOptions {
   /** Number of samples (default 64). */

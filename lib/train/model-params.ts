@@ -3,9 +3,9 @@
  * conversion back to PyTorch layout for export.
  */
 import * as tf from "@tensorflow/tfjs";
-import type { UNet } from "../unet/index";
-import { parameterSpecs, ParamSpec } from "../unet/parameters";
-import type { UNetConfig } from "../unet/config";
+import type { UNet } from "../model/unet/index";
+import { parameterSpecs, ParamSpec } from "../model/unet/parameters";
+import type { UNetConfig } from "../model/unet/config";
 import { Rng } from "../rng";
 
 /** Named trainable weights, in state_dict order. */
@@ -19,7 +19,7 @@ export function trainableParams(model: UNet): Params {
   return model.namedVariables();
 }
 
-/** Inverse of lib/unet's toTfLayout: tfjs-layout values of `spec` back to PyTorch layout. */
+/** Inverse of lib/model/unet's toTfLayout: tfjs-layout values of `spec` back to PyTorch layout. */
 export function toTorchLayout(spec: ParamSpec, data: Float32Array): Float32Array {
   const numel = spec.shape.reduce((a, b) => a * b, 1);
   if (data.length !== numel) throw new Error(`${spec.name}: ${data.length} values for shape [${spec.shape.join(", ")}]`);

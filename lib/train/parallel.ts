@@ -9,7 +9,7 @@
  * summation order.
  */
 import * as path from "path";
-import { WorkerPool } from "../workers/pool";
+import { WorkerPool } from "../features/workers/pool";
 import type { DataSpec } from "./data-spec";
 import type { ReplicaInit, ReplicaResult, ReplicaTask } from "./replica-worker";
 import type { TrainConfig } from "./trainer";

@@ -3,8 +3,8 @@
  * "grads" (gradient of a shard of a step's batch), "apply" (averaged gradients -> AdamW + EMA),
  * "restore" and "checkpoint" requests.
  */
-import { selectBackend } from "../backend";
-import { serveWorker } from "../workers/protocol";
+import { selectBackend } from "../model/backend";
+import { serveWorker } from "../features/workers/protocol";
 import { readCheckpointInfo } from "./checkpoint-state";
 import { DataSpec, makeTrainData } from "./data-spec";
 import { Replica } from "./replica";

@@ -7,10 +7,10 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { loadStateDict, saveSafetensors } from "../checkpoint/index";
-import { writeAtomically } from "../checkpoint/atomic";
-import { NoiseSchedule, qSampleArray } from "../diffusion/index";
-import { configToKwargs, createUNetConfig, UNet, UNetConfig } from "../unet/index";
+import { loadStateDict, saveSafetensors } from "../model/checkpoint/index";
+import { writeAtomically } from "../model/checkpoint/atomic";
+import { NoiseSchedule, qSampleArray } from "../model/diffusion/index";
+import { configToKwargs, createUNetConfig, UNet, UNetConfig } from "../model/unet/index";
 import { AdamW } from "./adamw";
 import { StepSampler } from "./batches";
 import { CheckpointInfo, restoreCheckpoint, saveCheckpoint } from "./checkpoint-state";

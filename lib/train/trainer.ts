@@ -19,8 +19,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { progress as makeProgress, ProgressMode } from "../progress";
-import { configToKwargs, createUNetConfig, UNet, UNetConfig, UNetFlags } from "../unet/index";
+import { progress as makeProgress, ProgressMode } from "../display/progress";
+import { configToKwargs, createUNetConfig, UNet, UNetConfig, UNetFlags } from "../model/unet/index";
 import { CheckpointInfo, readCheckpointInfo } from "./checkpoint-state";
 import type { TrainData } from "./data-spec";
 import { LossLog } from "./loss-log";

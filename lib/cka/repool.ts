@@ -1,5 +1,0 @@
-/**
- * Adaptive average pooling of channel-major [C, H, W] rows (one extraction at full resolution serves several
- * pooled sizes): lib/pooling's poolChannelMajorRows, re-exported for the CKA code.
- */
-export { poolChannelMajorRows } from "../pooling";

@@ -1,0 +1,139 @@
+/**
+ * The one door between the store and a model: a FeatureExtractor turns a batch of images into pooled rows
+ * for each (block, t). Extraction (extract.ts) calls nothing else of the model, so another engine (ONNX
+ * Runtime) plugs in by implementing this interface. Two implementations on the tfjs U-Net here: worker
+ * threads (FeaturePool, one model per core) and the current thread (a model already loaded).
+ */
+import { FeatureBatch, FeatureModel, ImageArray, NoisePolicy, ScheduleLike, concatBatches, extractFeatures, featureShapes } from "../extract";
+import type { PoolSpec } from "../pooling";
+import { FeaturePool } from "../workers/feature-pool";
+import { ModelSource, modelIdOf, modelSchedule, sourceConfig } from "../../model/model-source";
+import { parseBlock } from "../../model/unet/blocks";
+import { createUNetEngine } from "../../model/engines/create";
+import type { UNetEngine } from "../../model/engines/engine";
+import type { UNetConfig } from "../../model/unet/config";
+
+/** What to extract: blocks x timesteps, pooling, noise, schedule. */
+export interface FeatureRequest {
+  blocks: (number | string)[];
+  timesteps: number[];
+  pool: PoolSpec;
+  noise: NoisePolicy;
+  schedule?: ScheduleLike;
+}
+
+/** A pooled row of one block: module name, paper number, values per row and the row's [C, rows, cols]. */
+export interface RowLayout {
+  block: string;
+  number: number;
+  dim: number;
+  rowShape: number[];
+}
+
+export interface FeatureExtractor {
+  /** Content identity of the weights (feature-set keys). */
+  readonly modelId: string;
+  /** The model's own noise schedule, when the extractor knows its model source (requests default to it). */
+  readonly schedule?: ScheduleLike;
+  /** The blocks of a request, resolved, and their row lengths for h x w inputs (no model run). */
+  layout(req: FeatureRequest, h: number, w: number): RowLayout[];
+  /** Rows of every (block, t) of `req` for the images (NHWC in [-1, 1]); `ids` seed the noise. */
+  extract(images: ImageArray, ids: string[], req: FeatureRequest): Promise<FeatureBatch>;
+  /** Release workers or sessions. */
+  close(): Promise<void>;
+}
+
+function unetLayout(config: UNetConfig, req: FeatureRequest, h: number, w: number): RowLayout[] {
+  return featureShapes(config, req.blocks, req.pool, h, w).map((b) => ({ block: b.block, number: b.number, dim: b.dim, rowShape: b.rowShape }));
+}
+
+/** The tfjs U-Net of a model source on worker threads; workers start at the first batch (none if all is stored). */
+export function workerExtractor(model: ModelSource, opts: { workers?: number; batchSize?: number; backend?: string } = {}): FeatureExtractor {
+  const config = sourceConfig(model);
+  const pool = FeaturePool.onDemand({ model, workers: opts.workers, backend: opts.backend });
+  const batchSize = opts.batchSize ?? 32;
+  return {
+    schedule: modelSchedule(model),
+    get modelId() {
+      return pool.modelId;
+    },
+    layout: (req, h, w) => unetLayout(config, req, h, w),
+    async extract(images, ids, req) {
+      const [n, h, w, c] = images.shape;
+      const per = h * w * c;
+      const batches = [];
+      for (let s = 0; s < n; s += batchSize) {
+        const e = Math.min(n, s + batchSize);
+        batches.push({ images: { data: images.data.subarray(s * per, e * per), shape: [e - s, h, w, c] }, ids: ids.slice(s, e) });
+      }
+      return pool.extractAll(batches, { ...req, progress: false });
+    },
+    close: () => pool.close(),
+  };
+}
+
+/** A U-Net already loaded in this thread (tests, notebooks holding a model). */
+export function modelExtractor(model: FeatureModel, modelId: string, opts: { batchSize?: number } = {}): FeatureExtractor {
+  const batchSize = opts.batchSize ?? 32;
+  return {
+    modelId,
+    layout: (req, h, w) => unetLayout(model.config, req, h, w),
+    async extract(images, ids, req) {
+      const [n, h, w, c] = images.shape;
+      const per = h * w * c;
+      const parts: FeatureBatch[] = [];
+      for (let s = 0; s < n; s += batchSize) {
+        const e = Math.min(n, s + batchSize);
+        parts.push(await extractFeatures(model, { data: images.data.subarray(s * per, e * per), shape: [e - s, h, w, c] }, { ...req, ids: ids.slice(s, e) }));
+      }
+      return concatBatches(parts);
+    },
+    close: async () => undefined,
+  };
+}
+
+/**
+ * The U-Net of a model source on a lib/model/engines engine (ONNX Runtime where it loads, else tfjs in this
+ * thread; `engine` or $DIFFPROBE_ENGINE forces one). An ONNX model ends after the last block asked for, so
+ * one engine is built per set of blocks (and cached on disk: a second run starts at once).
+ */
+export function engineExtractor(model: ModelSource, opts: { engine?: string; batchSize?: number; onChoice?: (log: string[], description: string) => void } = {}): FeatureExtractor {
+  const config = sourceConfig(model);
+  const batchSize = opts.batchSize ?? 32;
+  const engines = new Map<string, Promise<UNetEngine>>();
+  const engineFor = (blocks: string[]): Promise<UNetEngine> => {
+    const key = blocks.join(",");
+    let e = engines.get(key);
+    if (!e) {
+      e = createUNetEngine(model, { engine: opts.engine, outputs: blocks }).then(({ engine, choice }) => {
+        opts.onChoice?.(choice.log, engine.description);
+        return engine;
+      });
+      engines.set(key, e);
+    }
+    return e;
+  };
+  return {
+    schedule: modelSchedule(model),
+    get modelId() {
+      return modelIdOf(model);
+    },
+    layout: (req, h, w) => unetLayout(config, req, h, w),
+    async extract(images, ids, req) {
+      const blocks = [...new Set(req.blocks.map((b) => parseBlock(config, b).name))];
+      const engine = await engineFor(blocks);
+      const [n, h, w, c] = images.shape;
+      const per = h * w * c;
+      const parts: FeatureBatch[] = [];
+      for (let s = 0; s < n; s += batchSize) {
+        const e = Math.min(n, s + batchSize);
+        parts.push(await extractFeatures(engine, { data: images.data.subarray(s * per, e * per), shape: [e - s, h, w, c] }, { ...req, ids: ids.slice(s, e) }));
+      }
+      return concatBatches(parts);
+    },
+    async close() {
+      for (const e of engines.values()) await (await e).dispose();
+      engines.clear();
+    },
+  };
+}
