@@ -3,7 +3,6 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { mapPaperBlock } from "../lib/experiments/block-depth";
-import { stratifiedSplit } from "../lib/experiments/val-split";
 import { besidePaperSpec, compareRow, paperCurve } from "../lib/experiments/paper-compare";
 import { findSet, StoredSet } from "../lib/experiments/extraction-plan";
 import { writeSyntheticImagenet, writeRandomCheckpoint, TINY_ADM_FLAGS } from "../lib/data/synthetic-tree";
@@ -33,28 +32,6 @@ describe("experiments: paper block -> our block by relative depth", () => {
   it("names a block outside the paper's range", () => {
     assert.throws(() => mapPaperBlock(38, 13), /paper block 38 is outside 1\.\.37/);
     assert.throws(() => mapPaperBlock(0, 13), /outside/);
-  });
-});
-
-describe("experiments: stratified validation split", () => {
-  const labels = Int32Array.from({ length: 103 }, (_, i) => (i * 7) % 5); // 5 classes of 20-21 rows, interleaved
-  it("is a partition, stratified per class, seeded and reproducible", () => {
-    const a = stratifiedSplit(labels, 0.2, 3);
-    const all = [...a.fit, ...a.val].sort((x, y) => x - y);
-    assert.deepEqual(all, Array.from({ length: labels.length }, (_, i) => i));
-    for (let c = 0; c < 5; c++) {
-      const n = labels.filter((y) => y === c).length;
-      const v = [...a.val].filter((i) => labels[i] === c).length;
-      assert.equal(v, Math.round(0.2 * n), `class ${c}: ${v} of ${n} in val`);
-    }
-    assert.deepEqual(stratifiedSplit(labels, 0.2, 3), a);
-    assert.notDeepEqual([...stratifiedSplit(labels, 0.2, 4).val], [...a.val]);
-  });
-  it("keeps at least one training row per class and refuses a bad fraction", () => {
-    const s = stratifiedSplit([0, 0, 1, 1, 2], 0.9, 0);
-    for (const c of [0, 1]) assert.ok([...s.fit].some((i) => [0, 0, 1, 1, 2][i] === c));
-    assert.ok([...s.fit].includes(4)); // a single-row class stays in fit
-    assert.throws(() => stratifiedSplit([0, 1], 1, 0), /valFraction 1/);
   });
 });
 

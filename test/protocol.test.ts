@@ -81,6 +81,19 @@ describe("selection protocol", function () {
       assert.deepEqual(Array.from(h.val), Array.from(a.val));
     });
 
+    it("a fraction holds out at least one row and keeps at least one to fit; a class of one row stays in fit, recorded", () => {
+      const labels = [...Array(10).fill(0), ...Array(3).fill(1), 2, ...Array(7).fill(3), 4, 4];
+      const s = validationSplit(labels, { seed: 4, fraction: 0.25 });
+      const count = (idx: Int32Array, k: number) => Array.from(idx).filter((i) => labels[i] === k).length;
+      // round(2.5) = 3; max(1, round(0.75)) = 1; a single row stays in fit; round(1.75) = 2; min(2 - 1, round(0.5) -> 1) = 1
+      assert.deepEqual([0, 1, 2, 3, 4].map((k) => count(s.val, k)), [3, 1, 0, 2, 1]);
+      assert.deepEqual(s.record.unvalidated, [2]);
+      assert.equal(s.fit.length + s.val.length, labels.length);
+      const high = validationSplit(labels, { seed: 4, fraction: 0.9 });
+      assert.deepEqual([0, 1, 2, 3, 4].map((k) => count(high.fit, k)), [1, 1, 1, 1, 1]);
+      assert.notDeepEqual(Array.from(validationSplit(labels, { seed: 5, fraction: 0.25 }).val), Array.from(s.val));
+    });
+
     it("refuses bad input with a clear message", () => {
       const labels = unevenLabels(2, 3);
       assert.throws(() => validationSplit(labels, { seed: 1 }), /exactly one of fraction and perClass/);

@@ -9,8 +9,8 @@
  * read the maps.
  */
 import type { Dataset } from "../data/types";
+import type { FitValRows } from "./protocol/split";
 import { subsetDataset } from "../data/index";
-import { Rng } from "../rng";
 import { buildHead, HeadSpec } from "../heads/create";
 import { evaluateHead, Evaluation } from "../heads/evaluate";
 import { countParams } from "../heads/head";
@@ -31,29 +31,6 @@ export function setSource(set: FeatureSet, numClasses: number): FeatureSource {
   const labels = set.labels;
   if (!labels) throw new Error(`${set.dir}: the set has no labels`);
   return { rows: set.rows, shape, labels, numClasses, readRows: async (idx) => set.readRows(idx) };
-}
-
-/**
- * A stratified hold-out of the training rows: per class, a seeded shuffle, round(fraction * n) rows (at
- * least 1 when the class has 2 or more) to validation. Returns sorted row indices.
- */
-export function stratifiedHoldout(labels: ArrayLike<number>, fraction: number, seed: number): { fit: Int32Array; val: Int32Array } {
-  if (!(fraction > 0 && fraction < 1)) throw new Error(`stratifiedHoldout: fraction ${fraction} must be in (0, 1)`);
-  const byClass = new Map<number, number[]>();
-  for (let i = 0; i < labels.length; i++) byClass.set(labels[i], [...(byClass.get(labels[i]) ?? []), i]);
-  const isVal = new Uint8Array(labels.length);
-  for (const [k, idx] of [...byClass].sort((a, b) => a[0] - b[0])) {
-    const rng = new Rng(seed, 7000 + k);
-    for (let i = idx.length - 1; i > 0; i--) {
-      const j = Math.floor(rng.uniform() * (i + 1));
-      [idx[i], idx[j]] = [idx[j], idx[i]];
-    }
-    const n = idx.length < 2 ? 0 : Math.max(1, Math.round(fraction * idx.length));
-    for (const i of idx.slice(0, n)) isVal[i] = 1;
-  }
-  const fit: number[] = [], val: number[] = [];
-  for (let i = 0; i < labels.length; i++) (isVal[i] ? val : fit).push(i);
-  return { fit: Int32Array.from(fit), val: Int32Array.from(val) };
 }
 
 /** A head and how it is trained. */
@@ -192,7 +169,7 @@ export interface SweepRow {
  * The linear sweep: for each stored (block, t) and each pooled size, a linear head (`recipe(pool)`) fitted on
  * the fit rows and scored on the validation rows of the training split. Test rows are not read.
  */
-export async function linearSweep(settings: StoredSetting[], pools: number[], numClasses: number, holdout: { fit: Int32Array; val: Int32Array }, recipe: (pool: number) => HeadRecipe, seed: number, onRow?: (r: SweepRow) => void): Promise<SweepRow[]> {
+export async function linearSweep(settings: StoredSetting[], pools: number[], numClasses: number, holdout: FitValRows, recipe: (pool: number) => HeadRecipe, seed: number, onRow?: (r: SweepRow) => void): Promise<SweepRow[]> {
   const rows: SweepRow[] = [];
   for (const s of settings) {
     const all = setSource(s.train, numClasses);

@@ -9,7 +9,7 @@ import { trainHead, TrainHeadOptions } from "../heads/train-head";
 import { evaluateHead, Evaluation } from "../heads/evaluate";
 import { countParams } from "../heads/head";
 import type { FeatureSet } from "../features/store/store";
-import type { ValSplit } from "./val-split";
+import type { FitValRows } from "./protocol/split";
 
 /** A stored set as a FeatureSource (rows shaped as stored: [C, p, p] for a pooled map). */
 export function featureSetSource(set: FeatureSet, numClasses: number): FeatureSource {
@@ -33,7 +33,7 @@ export interface FittedHead {
 }
 
 /** Fit `spec` on source[fit], evaluate on source[val]; the head stays alive until dispose(). */
-export async function fitHead(label: string, spec: HeadSpec, source: FeatureSource, split: ValSplit, train: TrainHeadOptions): Promise<FittedHead> {
+export async function fitHead(label: string, spec: HeadSpec, source: FeatureSource, split: FitValRows, train: TrainHeadOptions): Promise<FittedHead> {
   const t0 = Date.now();
   const fitSrc = subsetSource(source, split.fit);
   const built = await buildHead(spec, fitSrc, train.seed);
@@ -75,7 +75,7 @@ export interface SweepRow {
  * Fit every candidate; rows of val accuracy and each head's val predictions (for paired tests between
  * settings fixed in advance); the best on val is kept alive (`best`), the others disposed.
  */
-export async function sweepHeads(cands: Candidate[], split: ValSplit, train: TrainHeadOptions, onRow?: (row: SweepRow) => void): Promise<{ rows: SweepRow[]; valPredictions: Int32Array[]; best: FittedHead; bestIndex: number }> {
+export async function sweepHeads(cands: Candidate[], split: FitValRows, train: TrainHeadOptions, onRow?: (row: SweepRow) => void): Promise<{ rows: SweepRow[]; valPredictions: Int32Array[]; best: FittedHead; bestIndex: number }> {
   if (cands.length === 0) throw new Error("sweepHeads: no candidates");
   const rows: SweepRow[] = [];
   const valPredictions: Int32Array[] = [];

@@ -19,7 +19,7 @@ import { PAPER_LINEAR_RECIPE } from "../heads/optim";
 import { mcnemarExact, PairedComparison } from "../metrics/classification";
 import { findSet, PlanJob, runPlan, StoredSet } from "./extraction-plan";
 import { featureSetSource, sweepHeads, fitHead, SweepRow } from "./heads-on-store";
-import { stratifiedSplit, ValSplit } from "./val-split";
+import { validationSplit, ValidationSplit } from "./protocol/split";
 import { mapPaperBlock } from "./block-depth";
 
 export interface StudyPlan {
@@ -92,7 +92,7 @@ export function linearRecipe(seed: number, batchSize = 128): TrainHeadOptions {
 export interface StoredStudy {
   train: StoredSet[];
   test: StoredSet[];
-  split: ValSplit;
+  split: ValidationSplit;
 }
 
 /** Fill the store (training images: `jobs`; test images: `testJobs`; resumable) and carve the validation rows. */
@@ -100,7 +100,7 @@ export async function studyExtract(ctx: StudyContext, jobs: PlanJob[], testJobs:
   const train = await runPlan({ root: ctx.storeRoot, extractor: ctx.extractor, images: ctx.train, jobs, dtype: ctx.dtype });
   const test = await runPlan({ root: ctx.storeRoot, extractor: ctx.extractor, images: ctx.test, jobs: testJobs, dtype: ctx.dtype });
   if (!ctx.train.labels) throw new Error(`${ctx.train.dataset}/${ctx.train.split}: no labels`);
-  return { train, test, split: stratifiedSplit(ctx.train.labels, ctx.valFraction, ctx.seed) };
+  return { train, test, split: validationSplit(ctx.train.labels, { seed: ctx.seed, fraction: ctx.valFraction, ids: ctx.train.ids }) };
 }
 
 export interface SweepPoint extends SweepRow {

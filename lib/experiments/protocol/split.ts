@@ -3,9 +3,13 @@
  *
  * Every search (block, t, pool, head size, learning rate) chooses on this split; the test split is
  * scored once, for the setting chosen here. Per class c, the training positions of that class are
- * shuffled with Rng(seed, VAL_STREAM + c) and the first k_c go to validation, where k_c is
- * round(fraction · n_c) or a fixed count per class. Positions are indices into the training rows (the
- * order of the store's rows and of the labels given); both halves are returned sorted.
+ * shuffled with Rng(seed, VAL_STREAM + c) and the first k_c go to validation, where k_c is either a fixed
+ * count per class, or round(fraction · n_c) kept between 1 and n_c − 1 (a class of one row cannot be
+ * validated: it stays in the fit half, and the record lists it). Positions are indices into the training rows
+ * (the order of the store's rows and of the labels given); both halves are returned sorted.
+ *
+ * This is the project's one validation split (notebooks 02, 04, 05, 06, 08). The supervised baseline's
+ * trainer keeps its own held-out set (lib/train/baselines/supervised-trainer.ts), frozen with its committed run.
  *
  * The record (seed, rule, sizes per class, a hash of the validation rows) goes into the results file,
  * so a reader can check that two runs chose on the same images.
@@ -35,10 +39,15 @@ export interface ValidationSplitRecord {
   valRows: number;
   /** Per class: [fit, val] counts. */
   perClass: Record<string, [number, number]>;
+  /** Classes with a single training row: nothing of them in validation (fraction rule only). */
+  unvalidated: number[];
   /** First 16 hex digits of the SHA-256 of the validation rows (their ids, else their positions, in order). */
   hash: string;
   hashOf: "ids" | "positions";
 }
+
+/** The two halves, all that fitting and scoring need. */
+export type FitValRows = Pick<ValidationSplit, "fit" | "val">;
 
 export interface ValidationSplit {
   /** Training positions the probes are fit on (sorted). */
@@ -67,11 +76,12 @@ export function validationSplit(labels: ArrayLike<number>, opts: ValidationSplit
   }
   const fit: number[] = [], val: number[] = [];
   const counts: Record<string, [number, number]> = {};
+  const unvalidated: number[] = [];
   for (const c of [...byClass.keys()].sort((a, b) => a - b)) {
     const rows = byClass.get(c)!;
-    const k = perClass ?? Math.round(fraction! * rows.length);
+    const k = perClass ?? (rows.length < 2 ? 0 : Math.min(rows.length - 1, Math.max(1, Math.round(fraction! * rows.length))));
     if (k >= rows.length) throw new Error(`validationSplit: class ${c} has ${rows.length} training rows; holding out ${k} would leave none to fit on`);
-    if (k < 1) throw new Error(`validationSplit: class ${c} has ${rows.length} training rows; fraction ${fraction} holds out none of them`);
+    if (k === 0) unvalidated.push(c);
     shuffleInPlace(rows, new Rng(seed, VAL_STREAM + c));
     val.push(...rows.slice(0, k));
     fit.push(...rows.slice(k));
@@ -87,11 +97,12 @@ export function validationSplit(labels: ArrayLike<number>, opts: ValidationSplit
     val: valIdx,
     record: {
       seed,
-      rule: perClass !== undefined ? `${perClass} per class` : `fraction ${fraction} of each class`,
+      rule: perClass !== undefined ? `${perClass} per class` : `fraction ${fraction} of each class (at least 1, at most all but 1)`,
       rows: labels.length,
       fitRows: fitIdx.length,
       valRows: valIdx.length,
       perClass: counts,
+      unvalidated,
       hash: hash.digest("hex").slice(0, 16),
       hashOf: opts.ids ? "ids" : "positions",
     },

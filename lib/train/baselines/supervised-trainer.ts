@@ -59,7 +59,13 @@ export interface LabelledData {
   description?: string;
 }
 
-/** Seeded class-stratified holdout: `perClass` positions of each class go to `val`, the rest to `train`. */
+/**
+ * The supervised trainer's own held-out set (its validation curve in the model card): `perClass` positions of
+ * each class, the first met in one seeded shuffle of all positions, go to `val`, the rest to `train`.
+ * Not the notebooks' validation split (lib/experiments/protocol/split.ts): this rule is frozen because the
+ * committed run (assets/fashion-mnist-supervised, model.json `holdout`) was trained with it, and resuming or
+ * re-checking that run must hold out the same images.
+ */
 export function stratifiedHoldout(labels: Int32Array, perClass: number, seed: number): { train: Int32Array; val: Int32Array } {
   const order = Int32Array.from({ length: labels.length }, (_, i) => i);
   shuffleInPlace(order, new Rng(seed, 2 ** 44));
