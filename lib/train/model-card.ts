@@ -1,6 +1,6 @@
 /**
  * What a trained run shows a reader: a grid of samples drawn from its EMA model (DDIM, seeded) and
- * its loss curve, written beside the weights as samples.png and loss.png.
+ * its loss curve (the steps of its kept exports marked), written beside the weights as samples.png and loss.png.
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -10,6 +10,7 @@ import { saveImageGrid } from "../display/images";
 import { renderPng } from "../display/charts";
 import { loadTrainedModel } from "./trainer";
 import { LossLog } from "./loss-log";
+import { keptExports } from "./kept-exports";
 import { progress, Progress } from "../display/progress";
 
 export interface ModelCardOptions {
@@ -66,15 +67,21 @@ export async function writeModelCard(dir: string, opts: ModelCardOptions = {}): 
         const points = smoothLoss(rows, k);
         finalLoss = points[points.length - 1].loss;
         lossPng = path.join(dir, "loss.png");
+        const kept = keptExports(dir).filter((e) => e.step > 0).map((e) => ({ step: e.step, label: String(e.step) }));
         const png = await renderPng({
-          title: `Training loss (mean of ${k} steps), ${rows[rows.length - 1].step} steps`,
+          title: `Training loss (mean of ${k} steps), ${rows[rows.length - 1].step} steps; dotted: kept exports`,
           width: 420, height: 200,
-          data: { values: points },
-          mark: "line",
-          encoding: {
-            x: { field: "step", type: "quantitative", title: "step" },
-            y: { field: "loss", type: "quantitative", title: "MSE(ε̂, ε)", scale: { type: "log" } },
-          },
+          layer: [
+            {
+              data: { values: points },
+              mark: "line",
+              encoding: {
+                x: { field: "step", type: "quantitative", title: "step" },
+                y: { field: "loss", type: "quantitative", title: "MSE(ε̂, ε)", scale: { type: "log" } },
+              },
+            },
+            { data: { values: kept }, mark: { type: "rule", strokeDash: [2, 3], color: "grey" }, encoding: { x: { field: "step", type: "quantitative" } } },
+          ],
         });
         fs.writeFileSync(lossPng, png);
       }
