@@ -19,7 +19,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { progress as makeProgress, ProgressMode } from "../display/progress";
+import type { ProgressMode } from "../display/progress";
 import { configToKwargs, createUNetConfig, UNet, UNetConfig, UNetFlags } from "../model/unet/index";
 import { CheckpointInfo, readCheckpointInfo } from "./checkpoint-state";
 import type { TrainData } from "./data-spec";
@@ -27,6 +27,7 @@ import { LossLog } from "./loss-log";
 import type { Params } from "./model-params";
 import { ParallelReplicas } from "./parallel";
 import { Replica } from "./replica";
+import { runSteps } from "./step-loop";
 
 export type { TrainData, DataSpec } from "./data-spec";
 export { makeTrainData } from "./data-spec";
@@ -211,48 +212,25 @@ export async function trainDdpm(opts: TrainOptions): Promise<TrainResult> {
     }
     const resumedFrom = step;
 
-    const extra = (): TrainExtra => ({
+    const extra = (step: number, seconds: number): TrainExtra => ({
       config, seconds, unetKwargs: configToKwargs(unet),
       rng: { algorithm: RNG_ALGORITHM, seed: config.seed, nextStep: step },
       data: { n: opts.data.n, shape: opts.data.shape, description: opts.data.description },
       backend: tf.getBackend(),
       workers,
     });
-    const checkpoint = async () => (par ? par.checkpoint(step, extra()) : local.checkpoint(step, extra()));
-
-    const limit = Math.min(config.steps, opts.maxStepsThisCall !== undefined ? step + opts.maxStepsThisCall : Infinity);
-    const bar = opts.progress === false || step >= limit ? null : makeProgress({
-      total: limit - step, label: step > 0 ? `train (from step ${step})` : "train", unit: "step", mode: opts.progress || undefined,
+    const r = await runSteps({
+      step, seconds, steps: config.steps, checkpointEvery: config.checkpointEvery, maxStepsThisCall: opts.maxStepsThisCall,
+      runStep: async (s) => ({ loss: par ? await par.step(s) : local.step(s) }),
+      record: (s, { loss }, sec) => {
+        lossLog.append({ step: s, loss, seconds: sec });
+        opts.onStep?.(s, loss);
+      },
+      checkpoint: (s, sec) => (par ? par.checkpoint(s, extra(s, sec)) : local.checkpoint(s, extra(s, sec))),
+      shouldStop: opts.shouldStop, checkpointOnStop: opts.checkpointOnStop,
+      label: "train", progress: opts.progress, yieldEachStep: !par, log,
     });
-    let lossSum = 0;
-    let lossCount = 0;
-    try {
-      while (step < limit) {
-        const t0 = performance.now();
-        const loss = par ? await par.step(step) : local.step(step);
-        step++;
-        seconds += (performance.now() - t0) / 1000;
-        if (!Number.isFinite(loss)) throw new Error(`loss became ${loss} at step ${step}: stopping (the last checkpoint is intact)`);
-        lossLog.append({ step, loss, seconds });
-        lossSum += loss;
-        lossCount++;
-        bar?.tick(1, { loss });
-        opts.onStep?.(step, loss);
-        const checkpointed = step % config.checkpointEvery === 0 || step === config.steps;
-        if (checkpointed) await checkpoint();
-        if (opts.shouldStop?.() || step >= limit) {
-          if (!checkpointed && (opts.checkpointOnStop ?? true)) {
-            await checkpoint();
-            log(`stopped at step ${step}/${config.steps}; checkpoint written`);
-          }
-          break;
-        }
-        if (!par) await new Promise((r) => setImmediate(r)); // let signals (Ctrl-C) and notebook displays through
-      }
-    } finally {
-      bar?.done();
-    }
-    return { step, finished: step >= config.steps, resumedFrom, seconds, meanLoss: lossCount ? lossSum / lossCount : NaN, config, unet };
+    return { step: r.step, finished: r.step >= config.steps, resumedFrom, seconds: r.seconds, meanLoss: r.meanLoss, config, unet };
   } finally {
     if (par) await par.close();
     else local.dispose();

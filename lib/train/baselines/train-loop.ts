@@ -11,9 +11,10 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { progress as makeProgress, ProgressMode } from "../../display/progress";
+import type { ProgressMode } from "../../display/progress";
 import { readCheckpointInfo, restoreCheckpoint, saveCheckpoint } from "../checkpoint-state";
 import { LossLog } from "../loss-log";
+import { runSteps } from "../step-loop";
 import { configConflicts, TrainConfig } from "../trainer";
 import type { AdamW } from "../adamw";
 
@@ -140,12 +141,12 @@ export async function runTraining<C extends LoopConfig>(opts: LoopOptions<C>): P
       evalLog = null;
     }
     const resumedFrom = step;
-    const extra = (): LoopExtra<C> => ({ config, seconds, optimizerSteps: model.optimizers.map((o) => o.step), data: opts.data, backend: tf.getBackend() });
-    const checkpoint = async () => {
-      await saveCheckpoint(dir, step, model.groups, extra(), config.keepCheckpoints);
+    const extra = (seconds: number): LoopExtra<C> => ({ config, seconds, optimizerSteps: model.optimizers.map((o) => o.step), data: opts.data, backend: tf.getBackend() });
+    const checkpoint = async (step: number, seconds: number) => {
+      await saveCheckpoint(dir, step, model.groups, extra(seconds), config.keepCheckpoints);
       await model.export(step);
     };
-    const evaluate = () => {
+    const evaluate = (step: number) => {
       if (!model.evaluate) return;
       const row = { step, ...model.evaluate(step) };
       evalLog ??= new CsvLog(path.join(dir, "eval.csv"), Object.keys(row));
@@ -153,54 +154,32 @@ export async function runTraining<C extends LoopConfig>(opts: LoopOptions<C>): P
       evalLog.append(row);
       log(`step ${step}: ${Object.entries(row).filter(([k]) => k !== "step").map(([k, v]) => `${k} ${v.toFixed(4)}`).join(", ")}`);
     };
-    if (step === 0 && config.evalEvery > 0) evaluate();
+    if (step === 0 && config.evalEvery > 0) evaluate(step);
     // A run stopped early and then declared finished (resumed with --steps = its step): record the new
     // length in checkpoint.json and the exported model.json (evaluating once more if it evaluates).
     if (saved && step >= config.steps && saved.extra.config.steps !== config.steps) {
-      if (config.evalEvery > 0 && !(evalLog?.read().some((r) => r.step === step))) evaluate();
-      await checkpoint();
+      if (config.evalEvery > 0 && !(evalLog?.read().some((r) => r.step === step))) evaluate(step);
+      await checkpoint(step, seconds);
       log(`run finished at step ${step} (its length was ${saved.extra.config.steps}, now ${config.steps})`);
     }
 
-    const limit = Math.min(config.steps, opts.maxStepsThisCall !== undefined ? step + opts.maxStepsThisCall : Infinity);
-    const bar = opts.progress === false || step >= limit ? null : makeProgress({
-      total: limit - step, label: step > 0 ? `${opts.label} (from step ${step})` : opts.label, unit: "step", mode: opts.progress || undefined,
-    });
-    let lossSum = 0;
-    let lossCount = 0;
-    try {
-      while (step < limit) {
-        const t0 = performance.now();
-        const r = model.step(step);
-        step++;
-        seconds += (performance.now() - t0) / 1000;
-        if (!Number.isFinite(r.loss)) throw new Error(`loss became ${r.loss} at step ${step}: stopping (the last checkpoint is intact)`);
-        lossLog.append({ step, loss: r.loss, seconds });
+    const r = await runSteps({
+      step, seconds, steps: config.steps, checkpointEvery: config.checkpointEvery, maxStepsThisCall: opts.maxStepsThisCall,
+      runStep: (s) => model.step(s),
+      record: (s, r, sec) => {
+        lossLog.append({ step: s, loss: r.loss, seconds: sec });
         if (r.metrics) {
-          const row = { step, ...r.metrics };
+          const row = { step: s, ...r.metrics };
           metricsLog ??= new CsvLog(path.join(dir, "metrics.csv"), Object.keys(row));
           if (!fs.existsSync(metricsLog.file)) metricsLog.reset(0);
           metricsLog.append(row);
         }
-        lossSum += r.loss;
-        lossCount++;
-        bar?.tick(1, { loss: Number(r.loss.toPrecision(4)) });
-        if (config.evalEvery > 0 && (step % config.evalEvery === 0 || step === config.steps)) evaluate();
-        const checkpointed = step % config.checkpointEvery === 0 || step === config.steps;
-        if (checkpointed) await checkpoint();
-        if (opts.shouldStop?.() || step >= limit) {
-          if (!checkpointed && (opts.checkpointOnStop ?? true)) {
-            await checkpoint();
-            log(`stopped at step ${step}/${config.steps}; checkpoint written`);
-          }
-          break;
-        }
-        await new Promise((r) => setImmediate(r)); // let signals (Ctrl-C) and notebook displays through
-      }
-    } finally {
-      bar?.done();
-    }
-    return { step, finished: step >= config.steps, resumedFrom, seconds, meanLoss: lossCount ? lossSum / lossCount : NaN, config };
+        if (config.evalEvery > 0 && (s % config.evalEvery === 0 || s === config.steps)) evaluate(s);
+      },
+      checkpoint, shouldStop: opts.shouldStop, checkpointOnStop: opts.checkpointOnStop,
+      label: opts.label, progress: opts.progress, log,
+    });
+    return { step: r.step, finished: r.step >= config.steps, resumedFrom, seconds: r.seconds, meanLoss: r.meanLoss, config };
   } finally {
     model.dispose();
   }
