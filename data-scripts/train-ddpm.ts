@@ -19,6 +19,7 @@
  *   --image-size N          synthetic data only (Fashion-MNIST is 32)
  *   --workers K             split each batch over K worker threads (one core each; default 1)
  *   --max-steps N           stop (resumably) after N steps of this invocation
+ *   --keep-ema 6000,8000    keep the EMA export of these steps as ema-<step>.safetensors (notebook 08 probes each)
  *   --samples N             at the end, write N DDIM-50 samples of the EMA model to samples.png
  *   --backend NAME          default wasm (DIFFPROBE_BACKEND also works)
  *   --progress log|tty|silent
@@ -52,6 +53,7 @@ const OPTIONS = {
   backend: { type: "string" },
   progress: { type: "string" },
   workers: { type: "string" },
+  "keep-ema": { type: "string" },
 } as const;
 
 async function main(): Promise<void> {
@@ -91,6 +93,11 @@ async function main(): Promise<void> {
   const workers = int("workers") ?? 1;
   const progressMode = choiceOption(values, "progress", ["tty", "log", "silent"] as const);
   const nSamples = int("samples", 0);
+  const keepExportsAt = (values["keep-ema"] ?? "").split(",").filter((x) => x.trim() !== "").map((x) => {
+    const n = Number(x);
+    if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--keep-ema: ${JSON.stringify(x)} is not a positive step number`);
+    return n;
+  });
 
   let stop = false;
   let stopAt = 0;
@@ -111,7 +118,7 @@ async function main(): Promise<void> {
 
   process.stderr.write(`backend: ${describeBackend()} (${choice.forced ? "forced" : "automatic"}); data: ${data.description}; run folder: ${path.resolve(out)}\n`);
   const r = await trainDdpm({
-    dir: out, data, config, maxStepsThisCall: maxSteps, shouldStop: () => stop, workers, progress: progressMode,
+    dir: out, data, config, maxStepsThisCall: maxSteps, shouldStop: () => stop, workers, progress: progressMode, keepExportsAt,
   });
   process.stderr.write(`${r.finished ? "finished" : "stopped"} at step ${r.step}/${r.config.steps}; ${r.seconds.toFixed(0)} s of training; mean loss this call ${r.meanLoss.toPrecision(4)}\n`);
 

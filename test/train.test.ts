@@ -1,5 +1,6 @@
 import { strict as assert } from "assert";
 import { smoothLoss, writeModelCard } from "../lib/train/model-card";
+import { keptExports } from "../lib/train/kept-exports";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -300,6 +301,21 @@ describe("training", function () {
       assert.deepEqual(r.out!.shape, [1, 8, 8, 1]);
       assert.ok(Array.from(r.out!.dataSync()).some((v) => v !== 0), "trained EMA output is no longer zero");
       model.dispose();
+    });
+
+    it("keeps the EMA exports of chosen steps (ema-<step>.safetensors) without changing the run", async () => {
+      const dir = tmpDir();
+      const lines: string[] = [];
+      await trainDdpm({ dir, data, config: TINY, progress: false, log: (l) => lines.push(l), keepExportsAt: [3, 5] });
+      assert.ok(lines.some((l) => /kept the EMA export of step 3 as ema-0000003\.safetensors/.test(l)), lines.join("\n"));
+      assert.deepEqual(keptExports(dir).map((e) => [e.step, path.basename(e.file)]), [[0, "init.safetensors"], [3, "ema-0000003.safetensors"], [5, "ema-0000005.safetensors"], [6, "ema.safetensors"]]);
+      // the final weights are those of the run without kept exports, bit for bit
+      assert.ok(fs.readFileSync(path.join(full, "ema.safetensors")).equals(fs.readFileSync(path.join(dir, "ema.safetensors"))));
+      // the step-3 export is what a run stopped at step 3 exports
+      const at3 = tmpDir();
+      await trainDdpm({ dir: at3, data, config: TINY, progress: false, log: () => undefined, maxStepsThisCall: 3 });
+      assert.ok(fs.readFileSync(path.join(at3, "ema.safetensors")).equals(fs.readFileSync(path.join(dir, "ema-0000003.safetensors"))));
+      assert.ok(!fs.readFileSync(path.join(dir, "ema-0000005.safetensors")).equals(fs.readFileSync(path.join(dir, "ema.safetensors"))));
     });
 
     it("a run that died after step 5 resumes from the step-4 checkpoint and ends bitwise like the uninterrupted run", async () => {

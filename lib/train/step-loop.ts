@@ -19,6 +19,8 @@ export interface StepLoopOptions {
   /** The run's length and checkpoint period. */
   steps: number;
   checkpointEvery: number;
+  /** Also checkpoint after these steps (e.g. the steps whose exports are kept). */
+  checkpointAlso?: ReadonlySet<number>;
   /** Stop (resumably) after this many steps of this call. */
   maxStepsThisCall?: number;
   /** Run step `step` (0-based). */
@@ -65,7 +67,7 @@ export async function runSteps(o: StepLoopOptions): Promise<StepLoopResult> {
       lossCount++;
       bar?.tick(1, { loss: Number(r.loss.toPrecision(4)) });
       o.record(step, r, seconds);
-      const checkpointed = step % o.checkpointEvery === 0 || step === o.steps;
+      const checkpointed = step % o.checkpointEvery === 0 || step === o.steps || (o.checkpointAlso?.has(step) ?? false);
       if (checkpointed) await o.checkpoint(step, seconds);
       if (o.shouldStop?.() || step >= limit) {
         if (!checkpointed && (o.checkpointOnStop ?? true)) {

@@ -28,6 +28,7 @@ import type { Params } from "./model-params";
 import { ParallelReplicas } from "./parallel";
 import { Replica } from "./replica";
 import { runSteps } from "./step-loop";
+import { emaExportName } from "./kept-exports";
 
 export type { TrainData, DataSpec } from "./data-spec";
 export { makeTrainData } from "./data-spec";
@@ -103,6 +104,11 @@ export interface TrainOptions {
    * replicas (./parallel); needs `data.spec`. Results then differ from K = 1 by float rounding only.
    */
   workers?: number;
+  /**
+   * Keep the EMA export of these steps as ema-<step>.safetensors beside ema.safetensors (a checkpoint is
+   * written at each of them); notebook 08 probes every kept export.
+   */
+  keepExportsAt?: number[];
 }
 
 export interface TrainResult {
@@ -219,6 +225,7 @@ export async function trainDdpm(opts: TrainOptions): Promise<TrainResult> {
       backend: tf.getBackend(),
       workers,
     });
+    const keep = new Set(opts.keepExportsAt ?? []);
     const r = await runSteps({
       step, seconds, steps: config.steps, checkpointEvery: config.checkpointEvery, maxStepsThisCall: opts.maxStepsThisCall,
       runStep: async (s) => ({ loss: par ? await par.step(s) : local.step(s) }),
@@ -226,7 +233,11 @@ export async function trainDdpm(opts: TrainOptions): Promise<TrainResult> {
         lossLog.append({ step: s, loss, seconds: sec });
         opts.onStep?.(s, loss);
       },
-      checkpoint: (s, sec) => (par ? par.checkpoint(s, extra(s, sec)) : local.checkpoint(s, extra(s, sec))),
+      checkpointAlso: keep,
+      checkpoint: async (s, sec) => {
+        await (par ? par.checkpoint(s, extra(s, sec)) : local.checkpoint(s, extra(s, sec)));
+        if (keep.has(s)) keepExport(dir, s, log);
+      },
       shouldStop: opts.shouldStop, checkpointOnStop: opts.checkpointOnStop,
       label: "train", progress: opts.progress, yieldEachStep: !par, log,
     });
@@ -235,6 +246,15 @@ export async function trainDdpm(opts: TrainOptions): Promise<TrainResult> {
     if (par) await par.close();
     else local.dispose();
   }
+}
+
+/** Copy the EMA export just written (ema.safetensors) to ema-<step>.safetensors (atomically). */
+function keepExport(dir: string, step: number, log: (line: string) => void): void {
+  const file = path.join(dir, emaExportName(step));
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.copyFileSync(path.join(dir, "ema.safetensors"), tmp);
+  fs.renameSync(tmp, file);
+  log(`kept the EMA export of step ${step} as ${path.basename(file)}`);
 }
 
 /** Load a trained run's EMA model (reads model.json and ema.safetensors). */
