@@ -8,6 +8,7 @@ import * as path from "path";
 import { buildDir } from "./paths";
 import { currentScale, parseScale, Scale } from "./scale";
 import { toCsv } from "./display/tables";
+import { checkProvenance, relativePaths } from "./provenance";
 
 export interface ResultsFile {
   json: string;
@@ -62,14 +63,18 @@ function writeTextAtomically(file: string, text: string): void {
 
 /**
  * Write `rows` to build/results/<name>.<scale>.csv and .json. `meta` goes into the JSON (settings,
- * versions, ...); `meta.scale` names the scale (default: the current one, $DIFFPROBE_SCALE), and an
- * optional `meta.summary` ({question, answer}) is what the report page (npm run report) shows.
+ * versions, ...); `meta.provenance` (lib/provenance.ts: commit, checkpoint SHA-256s, engine, seeds,
+ * options, command) is required; `meta.scale` names the scale (default: the current one,
+ * $DIFFPROBE_SCALE), and an optional `meta.summary` ({question, answer}) is what the report page (npm run
+ * report) shows. Absolute paths of this machine are made relative (lib/provenance.ts relativePaths).
  */
-export function writeResults(name: string, rows: readonly object[], meta: Record<string, unknown> = {}): ResultsFile {
+export function writeResults(name: string, rows: readonly object[], meta: Record<string, unknown> & { provenance: unknown }): ResultsFile {
   const scale = meta.scale === undefined ? currentScale() : parseScale(String(meta.scale));
   const files = resultsFiles(name, scale);
   const summary = meta.summary === undefined ? undefined : checkSummary(name, meta.summary);
-  const body: ResultsJson = { name, written: new Date().toISOString(), ...meta, scale, ...(summary ? { summary } : {}), rows: [...rows] };
+  checkProvenance(`results ${name}`, meta.provenance);
+  const body: ResultsJson = relativePaths({ name, written: new Date().toISOString(), ...meta, scale, ...(summary ? { summary } : {}), rows: [...rows] });
+  rows = body.rows;
   fs.mkdirSync(path.dirname(files.json), { recursive: true });
   writeTextAtomically(files.csv, toCsv(rows));
   writeTextAtomically(files.json, JSON.stringify(body, null, 2) + "\n");

@@ -10,6 +10,9 @@ import * as path from "path";
 import sharp from "sharp";
 import { readResults, resultsFiles, writeResults } from "../lib/results";
 import { writeReport } from "../data-scripts/report";
+import { provenance } from "../lib/provenance";
+
+const prov = provenance({ engine: { name: "none", version: "-" }, seeds: { probe: 0 }, options: {} });
 
 function withEnv(vars: Record<string, string | undefined>): () => void {
   const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
@@ -37,11 +40,11 @@ describe("results files", () => {
   ];
 
   it("puts the scale in the file names, so a smoke run leaves the demo's files alone", () => {
-    const demo = writeResults("probe", rows, { settings: { n: 1 } });
+    const demo = writeResults("probe", rows, { settings: { n: 1 }, provenance: prov });
     assert.equal(demo.json, path.join(build, "results", "probe.demo.json"));
     assert.equal(demo.csv, path.join(build, "results", "probe.demo.csv"));
     const demoBytes = fs.readFileSync(demo.json, "utf8");
-    const smoke = writeResults("probe", [rows[0]], { scale: "smoke" });
+    const smoke = writeResults("probe", [rows[0]], { scale: "smoke", provenance: prov });
     assert.equal(smoke.json, path.join(build, "results", "probe.smoke.json"));
     assert.equal(fs.readFileSync(demo.json, "utf8"), demoBytes);
     assert.equal(JSON.parse(fs.readFileSync(smoke.json, "utf8")).scale, "smoke");
@@ -52,7 +55,7 @@ describe("results files", () => {
 
   it("stores a summary {question, answer} and reads it back", () => {
     const summary = { question: "Does it beat pixels?", answer: "Yes: 80.0% (95% interval 76.3%-83.2%) vs 70.0%." };
-    writeResults("probe", rows, { summary });
+    writeResults("probe", rows, { summary, provenance: prov });
     const back = readResults("probe", "demo")!;
     assert.deepEqual(back.summary, summary);
     assert.deepEqual(back.rows, rows);
@@ -60,9 +63,9 @@ describe("results files", () => {
   });
 
   it("rejects a bad scale, a bad summary and a dotted name, naming what is wrong", () => {
-    assert.throws(() => writeResults("probe", rows, { scale: "huge" }), /DIFFPROBE_SCALE="huge": expected one of smoke, demo, full/);
-    assert.throws(() => writeResults("probe", rows, { summary: { question: "q?", answer: " " } }), /results probe: summary\.answer must be a non-empty string/);
-    assert.throws(() => writeResults("probe.v2", rows), /results name "probe\.v2"/);
+    assert.throws(() => writeResults("probe", rows, { scale: "huge", provenance: prov }), /DIFFPROBE_SCALE="huge": expected one of smoke, demo, full/);
+    assert.throws(() => writeResults("probe", rows, { summary: { question: "q?", answer: " " }, provenance: prov }), /results probe: summary\.answer must be a non-empty string/);
+    assert.throws(() => writeResults("probe.v2", rows, { provenance: prov }), /results name "probe\.v2"/);
     assert.equal(fs.existsSync(path.join(build, "results")), false, "nothing written");
   });
 
@@ -103,7 +106,7 @@ describe("report page (npm run report)", () => {
       code("main", [{ output_type: "display_data", data: { "image/png": blue } }], { tags: ["main-chart"], ...timed("2026-01-01T10:00:02.000Z", "2026-01-01T10:00:12.500Z") }),
     ]));
     fs.writeFileSync(path.join(out, "01-alpha.html"), "<html>export</html>");
-    writeResults("alpha", [{ acc: 0.8 }], { summary: { question: "Does alpha's probe beat pixels?", answer: "Yes: 80.0% (95% interval 76.3%-83.2%) vs 70.0%, p < 0.05 & more." } });
+    writeResults("alpha", [{ acc: 0.8 }], { provenance: prov, summary: { question: "Does alpha's probe beat pixels?", answer: "Yes: 80.0% (95% interval 76.3%-83.2%) vs 70.0%, p < 0.05 & more." } });
 
     // 02: writes results but none exist; its run failed; no chart.
     const b = [md("# 02 · Beta"), code("writeResults('beta', rows);")];

@@ -42,6 +42,9 @@ function fill(set: FeatureSet, m: Float32Array): void {
 class FakeExtractor implements FeatureExtractor {
   readonly modelId = "fake:1";
   calls: string[][] = [];
+  engine() {
+    return { name: "fake", version: "1" };
+  }
   layout(req: { blocks: (number | string)[] }) {
     return req.blocks.map((b) => ({ block: `block.${b}`, number: Number(b), dim: 3, rowShape: [3, 1, 1] }));
   }

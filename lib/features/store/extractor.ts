@@ -12,6 +12,10 @@ import { parseBlock } from "../../model/unet/blocks";
 import { createUNetEngine } from "../../model/engines/create";
 import type { UNetEngine } from "../../model/engines/engine";
 import type { UNetConfig } from "../../model/unet/config";
+import { chooseEngine } from "../../model/engines/engine";
+import type { EngineRecord } from "../../provenance";
+import { packageVersion } from "../../environment";
+import * as tf from "@tensorflow/tfjs";
 
 /** What to extract: blocks x timesteps, pooling, noise, schedule. */
 export interface FeatureRequest {
@@ -39,8 +43,42 @@ export interface FeatureExtractor {
   layout(req: FeatureRequest, h: number, w: number): RowLayout[];
   /** Rows of every (block, t) of `req` for the images (NHWC in [-1, 1]); `ids` seed the noise. */
   extract(images: ImageArray, ids: string[], req: FeatureRequest): Promise<FeatureBatch>;
+  /** The engine that ran (or will run) the model: name, version, backend (provenance of results files). */
+  engine(): EngineRecord;
   /** Release workers or sessions. */
   close(): Promise<void>;
+}
+
+/** ONNX Runtime's record (detail: the provider and threads of the session, once one is built). */
+export function ortRecord(detail?: string): EngineRecord {
+  return { name: "onnxruntime-node", version: packageVersion("onnxruntime-node"), ...(detail ? { detail } : {}) };
+}
+
+/** TensorFlow.js's record with its backend. */
+export function tfjsRecord(backend: string | null = tf.getBackend(), detail?: string): EngineRecord {
+  return { name: "tfjs", version: tf.version.tfjs, backend: backend ?? "none", ...(detail ? { detail } : {}) };
+}
+
+export interface ExtractorOptions {
+  /** "auto" (default: $DIFFPROBE_ENGINE, else ONNX Runtime where it loads), "ort" or "tfjs". */
+  engine?: string;
+  batchSize?: number;
+  /** tfjs: worker threads (default one per core) and their backend (default wasm). */
+  workers?: number;
+  backend?: string;
+  /** Told how the engine was chosen (the chooser's log lines) and what it is. */
+  onChoice?: (log: string[], description: string) => void;
+}
+
+/**
+ * The one place a U-Net feature engine is chosen for extraction: ONNX Runtime where it loads (one session
+ * per set of blocks, this thread), else tfjs on worker threads.
+ */
+export function createExtractor(model: ModelSource, opts: ExtractorOptions = {}): FeatureExtractor {
+  const choice = chooseEngine(opts.engine === "auto" ? undefined : opts.engine);
+  if (choice.name === "ort") return engineExtractor(model, { ...opts, engine: "ort" });
+  opts.onChoice?.(choice.log, `tfjs on ${opts.workers ?? "one per core"} worker thread(s), ${opts.backend ?? "wasm"}`);
+  return workerExtractor(model, opts);
 }
 
 function unetLayout(config: UNetConfig, req: FeatureRequest, h: number, w: number): RowLayout[] {
@@ -68,6 +106,7 @@ export function workerExtractor(model: ModelSource, opts: { workers?: number; ba
       }
       return pool.extractAll(batches, { ...req, progress: false });
     },
+    engine: () => tfjsRecord(opts.backend ?? "wasm", `${opts.workers ?? "one per core"} worker thread(s)`),
     close: () => pool.close(),
   };
 }
@@ -88,6 +127,7 @@ export function modelExtractor(model: FeatureModel, modelId: string, opts: { bat
       }
       return concatBatches(parts);
     },
+    engine: () => tfjsRecord(undefined, "this thread"),
     close: async () => undefined,
   };
 }
@@ -101,12 +141,14 @@ export function engineExtractor(model: ModelSource, opts: { engine?: string; bat
   const config = sourceConfig(model);
   const batchSize = opts.batchSize ?? 32;
   const engines = new Map<string, Promise<UNetEngine>>();
+  let ran: { name: string; description: string } | null = null;
   const engineFor = (blocks: string[]): Promise<UNetEngine> => {
     const key = blocks.join(",");
     let e = engines.get(key);
     if (!e) {
       e = createUNetEngine(model, { engine: opts.engine, outputs: blocks }).then(({ engine, choice }) => {
         opts.onChoice?.(choice.log, engine.description);
+        ran = { name: choice.name, description: engine.description };
         return engine;
       });
       engines.set(key, e);
@@ -130,6 +172,12 @@ export function engineExtractor(model: ModelSource, opts: { engine?: string; bat
         parts.push(await extractFeatures(engine, { data: images.data.subarray(s * per, e * per), shape: [e - s, h, w, c] }, { ...req, ids: ids.slice(s, e) }));
       }
       return concatBatches(parts);
+    },
+    engine() {
+      if (ran?.name === "tfjs") return tfjsRecord(undefined, ran.description);
+      if (ran) return ortRecord(ran.description);
+      const planned = chooseEngine(opts.engine === "auto" ? undefined : opts.engine).name;
+      return planned === "ort" ? ortRecord("no session built: every feature was in the store") : tfjsRecord(undefined, "this thread");
     },
     async close() {
       for (const e of engines.values()) await (await e).dispose();

@@ -10,6 +10,7 @@ import * as tf from "@tensorflow/tfjs";
 import { contentFingerprint } from "../../model/checkpoint/fingerprint";
 import type { FeatureBatch, FeatureMatrix } from "../../features/extract";
 import { PoolSpec, poolGrid, poolLabel, poolNHWC } from "../../features/pooling";
+import { tfjsRecord } from "../../features/store/extractor";
 import type { FeatureExtractor, FeatureRequest, RowLayout } from "../../features/store/extractor";
 import { DcganConfig, discriminate, DISCRIMINATOR_LAYERS, discriminatorLayerShape } from "./dcgan";
 import { encoderBlocks } from "./encoder-classifier";
@@ -50,6 +51,7 @@ export function cleanImageExtractor(model: CleanImageModel, modelId: string, opt
   return {
     modelId,
     layout,
+    engine: () => tfjsRecord(undefined, "this thread"),
     async extract(images, ids, req) {
       const bad = req.timesteps.filter((t) => t !== 0);
       if (bad.length) throw new Error(`this network has no timestep: ask t = 0 (clean images), got t = ${bad.join(", ")}`);

@@ -1,0 +1,70 @@
+/**
+ * The provenance record of results files: git state and checkpoint hashes against git and sha256sum,
+ * no absolute machine path in a written file, and writeResults refusing a file without provenance.
+ */
+import { strict as assert } from "assert";
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { checkProvenance, imageListRecord, portablePath, provenance, relativePaths } from "../lib/provenance";
+import { projectRoot } from "../lib/paths";
+import { writeResults } from "../lib/results";
+import { embeddedModel } from "../lib/model/embedded";
+
+describe("provenance of results files", () => {
+  let tmp: string;
+  const oldBuild = process.env.DIFFPROBE_BUILD;
+  beforeEach(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-prov-"));
+    process.env.DIFFPROBE_BUILD = tmp;
+  });
+  afterEach(() => {
+    if (oldBuild === undefined) delete process.env.DIFFPROBE_BUILD;
+    else process.env.DIFFPROBE_BUILD = oldBuild;
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it("names the commit git names, and the checkpoint's SHA-256 as sha256sum computes it", () => {
+    const ckpt = embeddedModel().checkpoint;
+    const p = provenance({ checkpoints: { trained: ckpt }, engine: { name: "tfjs", version: "4.22.0", backend: "cpu" }, seeds: { probe: [0, 1, 2] }, options: { pool: 4 } });
+    const head = execFileSync("git", ["rev-parse", "HEAD"], { cwd: projectRoot(), encoding: "utf8" }).trim();
+    assert.equal(p.commit, head);
+    const sum = execFileSync("sha256sum", [ckpt], { encoding: "utf8" }).split(/\s+/)[0];
+    assert.equal(p.checkpoints.trained.sha256, sum);
+    assert.equal(p.checkpoints.trained.file, path.relative(projectRoot(), ckpt));
+    assert.equal(p.checkpoints.trained.bytes, fs.statSync(ckpt).size);
+    assert.equal(typeof p.dirty, "boolean");
+  });
+
+  it("hashes image lists by their ids in order", () => {
+    const a = imageListRecord(["x:1", "x:2"]);
+    assert.equal(a.images, 2);
+    assert.notEqual(a.idsHash, imageListRecord(["x:2", "x:1"]).idsHash);
+    const expected = require("crypto").createHash("sha256").update("x:1\nx:2\n").digest("hex").slice(0, 16);
+    assert.equal(a.idsHash, expected);
+  });
+
+  it("makes absolute paths portable: inside the project relative, outside cut to the file name", () => {
+    assert.equal(portablePath(path.join(projectRoot(), "assets", "m.safetensors")), "assets/m.safetensors");
+    assert.equal(portablePath("/somewhere/else/model.pt"), "<outside>/model.pt");
+    const body = relativePaths({ a: path.join(projectRoot(), "x.json"), b: [`${projectRoot()}/y is here`], n: 3, arr: new Float32Array([1]) });
+    assert.deepEqual(body.a, "x.json");
+    assert.deepEqual(body.b, ["y is here"]);
+    assert.equal(body.n, 3);
+    assert.ok(body.arr instanceof Float32Array);
+  });
+
+  it("writeResults refuses a file without provenance and writes no absolute path of this machine", () => {
+    assert.throws(() => writeResults("p", [{ a: 1 }], { provenance: undefined }), /results p: meta\.provenance is missing/);
+    assert.throws(() => checkProvenance("r", { commit: "x", dirty: false, engine: { name: "ort" }, seeds: {}, options: {}, command: "c" }), /engine needs a name and a version/);
+    const p = provenance({ checkpoints: { trained: embeddedModel().checkpoint }, engine: { name: "tfjs", version: "4" }, seeds: { s: 0 }, options: { store: path.join(projectRoot(), ".cache", "store") } });
+    const files = writeResults("p", [{ file: embeddedModel().checkpoint }], { provenance: p, scale: "smoke" });
+    const text = fs.readFileSync(files.json, "utf8") + fs.readFileSync(files.csv, "utf8");
+    assert.ok(!text.includes(projectRoot()), "the project root appears in the results");
+    assert.ok(!text.includes(os.tmpdir() + "/"), "a temporary folder appears in the results");
+    const back = JSON.parse(fs.readFileSync(files.json, "utf8"));
+    assert.equal(back.provenance.options.store, ".cache/store");
+    assert.equal(back.rows[0].file, path.relative(projectRoot(), embeddedModel().checkpoint));
+  });
+});
