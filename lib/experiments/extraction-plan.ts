@@ -1,8 +1,10 @@
 /**
- * The extraction a notebook needs, as a few store jobs (blocks x timesteps at one pooling each: one model
- * pass per image and job serves all its sets), what it will cost before it runs (images x measured seconds
- * per image, disk for the store), and the lookup of a (block, t, pool) among the stored sets: a set stored at
- * pooled size s serves any pool p that divides s (adaptive pooling of equal bins re-pools exactly).
+ * Stage one of the pipeline (extract -> select -> evaluate), the one driver every notebook uses: the
+ * extraction a notebook needs as a few store jobs (blocks x timesteps at one pooling each: one model pass
+ * per image and job serves all its sets) over an image source, with a noise policy; what it will cost
+ * before it runs (images x measured seconds per image, disk for the store: the one cost estimator); and the
+ * lookup of a (block, t, pool) among the stored sets: a set stored at pooled size s serves any pool p that
+ * divides s (adaptive pooling of equal bins re-pools exactly).
  */
 import { extractToStore, jobKeys } from "../features/store/extract";
 import type { FeatureExtractor } from "../features/store/extractor";
@@ -11,10 +13,11 @@ import type { StoreDtype } from "../features/store/key";
 import type { FeatureSet } from "../features/store/store";
 import type { PoolSpec } from "../features/pooling";
 import type { NoisePolicy } from "../features/extract";
+import type { Block } from "../model/unet/blocks";
 
 /** One store job: these blocks at these timesteps, pooled to `pool` x `pool` ("none": the whole map). */
 export interface PlanJob {
-  blocks: number[];
+  blocks: (number | Block)[];
   timesteps: number[];
   pool: number | "none";
 }
@@ -27,7 +30,7 @@ export function poolSpecOf(pool: number | "none"): PoolSpec {
 
 /** A stored set with what it holds. */
 export interface StoredSet {
-  block: number;
+  block: Block;
   t: number;
   /** Side of the stored map (pooled size, or the map's own side for "none"). */
   side: number;
@@ -37,7 +40,7 @@ export interface StoredSet {
 /** Values per image of every set of the plan, from the model's layout (no model run). */
 export function planDims(extractor: FeatureExtractor, images: ImageSource, jobs: PlanJob[]): { job: number; block: number; t: number; dim: number }[] {
   return jobs.flatMap((j, k) =>
-    jobKeys({ extractor, images, blocks: j.blocks, timesteps: j.timesteps, pool: poolSpecOf(j.pool), noise: PLAN_NOISE }).map((x) => ({ job: k, block: x.key.block, t: x.key.t, dim: x.dim })),
+    jobKeys({ extractor, images, blocks: blockNumbers(j), timesteps: j.timesteps, pool: poolSpecOf(j.pool), noise: PLAN_NOISE }).map((x) => ({ job: k, block: x.key.block, t: x.key.t, dim: x.dim })),
   );
 }
 
@@ -61,7 +64,7 @@ export async function measureJobs(extractor: FeatureExtractor, images: ImageSour
   const first = await images.load(0, 1);
   const out: number[] = [];
   for (const j of jobs) {
-    const req = { blocks: j.blocks, timesteps: j.timesteps, pool: poolSpecOf(j.pool), noise: PLAN_NOISE, schedule: extractor.schedule };
+    const req = { blocks: blockNumbers(j), timesteps: j.timesteps, pool: poolSpecOf(j.pool), noise: PLAN_NOISE, schedule: extractor.schedule };
     await extractor.extract(first, ids.slice(0, 1), req);
     const t0 = process.hrtime.bigint();
     await extractor.extract(batch, ids, req);
@@ -80,7 +83,7 @@ export function planCost(extractor: FeatureExtractor, sources: ImageSource[], jo
       const n = src.ids.length;
       const perImage = dims.filter((d) => d.job === k).reduce((s, d) => s + d.dim, 0);
       lines.push({
-        what: `${src.dataset}/${src.split}: blocks ${j.blocks.join(",")} x t ${j.timesteps.join(",")} @ ${j.pool === "none" ? "whole map" : `${j.pool}x${j.pool}`}`,
+        what: `${src.dataset}/${src.split}: blocks ${blockNumbers(j).join(",")} x t ${j.timesteps.join(",")} @ ${j.pool === "none" ? "whole map" : `${j.pool}x${j.pool}`}`,
         images: n, secondsPerImage: secondsPerImage[k], hours: (n * secondsPerImage[k]) / 3600, diskGiB: (n * perImage * bytes) / 2 ** 30,
       });
     });
@@ -88,29 +91,46 @@ export function planCost(extractor: FeatureExtractor, sources: ImageSource[], jo
   return lines;
 }
 
+function blockNumbers(j: PlanJob): number[] {
+  return j.blocks.map((b) => (typeof b === "number" ? b : b.number));
+}
+
+export interface RunPlanOptions {
+  root: string;
+  extractor: FeatureExtractor;
+  images: ImageSource;
+  jobs: PlanJob[];
+  /** Noise policy (default PLAN_NOISE, seeded 0); a seed per repeat gives another noise draw. */
+  noise?: NoisePolicy;
+  dtype?: StoreDtype;
+  partRows?: number;
+  label?: string;
+}
+
 /** Run every job over `images` into the store (parts already stored are skipped); the sets with what they hold. */
-export async function runPlan(opts: { root: string; extractor: FeatureExtractor; images: ImageSource; jobs: PlanJob[]; dtype?: StoreDtype; partRows?: number; label?: string }): Promise<StoredSet[]> {
+export async function runPlan(opts: RunPlanOptions): Promise<StoredSet[]> {
   const out: StoredSet[] = [];
   for (const [k, j] of opts.jobs.entries()) {
     const r = await extractToStore({
-      root: opts.root, extractor: opts.extractor, images: opts.images, blocks: j.blocks, timesteps: j.timesteps, pool: poolSpecOf(j.pool), noise: PLAN_NOISE,
+      root: opts.root, extractor: opts.extractor, images: opts.images, blocks: blockNumbers(j), timesteps: j.timesteps, pool: poolSpecOf(j.pool), noise: opts.noise ?? PLAN_NOISE,
       dtype: opts.dtype, partRows: opts.partRows, progress: `${opts.label ?? opts.images.dataset}/${opts.images.split}: job ${k + 1}/${opts.jobs.length}`,
     });
     for (const set of r.sets) {
       const shape = set.manifest.rowShape;
       if (!shape || shape.length !== 3) throw new Error(`feature set ${set.dir}: row shape ${JSON.stringify(shape)} is not [C, H, W]`);
-      out.push({ block: set.key.block, t: set.key.t as number, side: shape[1], set });
+      out.push({ block: { number: set.key.block, module: set.key.module }, t: set.key.t as number, side: shape[1], set });
     }
   }
   return out;
 }
 
 /** The stored set for (block, t) that serves pool p exactly: the smallest stored side that p divides. */
-export function findSet(sets: StoredSet[], block: number, t: number, pool: number): StoredSet {
-  const ok = sets.filter((s) => s.block === block && s.t === t && s.side % pool === 0).sort((a, b) => a.side - b.side);
+export function findSet(sets: StoredSet[], block: number | Block, t: number, pool: number): StoredSet {
+  const n = typeof block === "number" ? block : block.number;
+  const ok = sets.filter((s) => s.block.number === n && s.t === t && s.side % pool === 0).sort((a, b) => a.side - b.side);
   if (!ok.length) {
-    const have = sets.filter((s) => s.block === block && s.t === t).map((s) => s.side);
-    throw new Error(`no stored features for block ${block}, t ${t} at a size that ${pool}x${pool} pooling divides (stored sides: ${have.length ? have.join(", ") : "none"}); add a job to the plan`);
+    const have = sets.filter((s) => s.block.number === n && s.t === t).map((s) => s.side);
+    throw new Error(`no stored features for block ${n}, t ${t} at a size that ${pool}x${pool} pooling divides (stored sides: ${have.length ? have.join(", ") : "none"}); add a job to the plan`);
   }
   return ok[0];
 }

@@ -4,6 +4,8 @@
  *
  *   SGD (torch.optim.SGD, dampening 0, no Nesterov):
  *     g = grad + weightDecay * p;  buf = momentum * buf + g (buf = g at the first step);  p -= lr * buf
+ *   Adam (torch.optim.Adam, no amsgrad; weight decay is an L2 term added to the gradient):
+ *     g = grad + weightDecay * p, then AdamW's moments and step without the decoupled decay
  *   AdamW (torch.optim.AdamW, no amsgrad):
  *     p *= 1 - lr * weightDecay;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
  *     p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
@@ -16,7 +18,7 @@ import * as tf from "@tensorflow/tfjs";
 
 export type OptimizerSpec =
   | { kind: "sgd"; lr: number; momentum: number; weightDecay: number }
-  | { kind: "adamw"; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number };
+  | { kind: "adam" | "adamw"; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number };
 
 export interface LrSchedule {
   /** Multiply the rate by gamma every stepEpochs epochs (null: constant rate). */
@@ -26,6 +28,18 @@ export interface LrSchedule {
 
 export const SGD_DEFAULTS = { momentum: 0.9, weightDecay: 0 };
 export const ADAMW_DEFAULTS = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-2 };
+
+/**
+ * The project's linear-probe recipe (notebooks 01, 02 and 08): standardised features, Adam lr 1e-3 with an L2
+ * term 1e-4, batches of 256, 30 epochs, constant rate. A convex problem: it converges to the same optimum
+ * from any start; `epochs` is the setting the demo trades against time.
+ */
+export const PROBE_RECIPE = {
+  optimizer: { kind: "adam", lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-4 } as OptimizerSpec,
+  schedule: null as LrSchedule | null,
+  epochs: 30,
+  batchSize: 256,
+};
 
 /** The authors' linear-probe recipe (recipes.linear): SGD lr 1e-2, StepLR 7 x 0.1, 28 epochs. */
 export const PAPER_LINEAR_RECIPE = {
@@ -84,11 +98,12 @@ export function createOptimizer(spec: OptimizerSpec): Optimizer {
             }
             p.assign(p.sub(g.mul(lr)));
           } else {
+            if (spec.kind === "adam" && spec.weightDecay) g = g.add(p.mul(spec.weightDecay));
             const m = slot(`${i}.m`, p), v = slot(`${i}.v`, p);
             m.assign(m.mul(spec.beta1).add(g.mul(1 - spec.beta1)));
             v.assign(v.mul(spec.beta2).add(g.square().mul(1 - spec.beta2)));
             const c1 = 1 - spec.beta1 ** steps, c2 = 1 - spec.beta2 ** steps;
-            const decayed = spec.weightDecay ? p.mul(1 - lr * spec.weightDecay) : p;
+            const decayed = spec.kind === "adamw" && spec.weightDecay ? p.mul(1 - lr * spec.weightDecay) : p;
             p.assign(decayed.sub(m.div(c1).div(v.div(c2).sqrt().add(spec.eps)).mul(lr)));
           }
         });

@@ -15,16 +15,19 @@ export interface StoreSourceOptions {
   numClasses: number;
   /** Only these rows of the set, in this order (e.g. the fit or validation part of a split). */
   rows?: ArrayLike<number>;
-  /** Rows as the block's map [C, h, w] (the set's rowShape, for CNN and attention heads) instead of vectors [D]. */
-  asMap?: boolean;
+  /** Rows as flat vectors [D] instead of the block's map [C, h, w] (the set's rowShape, which heads take). */
+  asVector?: boolean;
 }
 
-/** A FeatureSource over the rows of a stored feature set (labels from its manifest). */
+/**
+ * The one adapter from the store to the heads: a FeatureSource over the rows of a stored feature set
+ * (labels from its manifest), rows shaped as stored ([C, s, s] for a pooled block map).
+ */
 export function storeSource(set: FeatureSet, opts: StoreSourceOptions): FeatureSource {
   const labels = set.labels;
   if (!labels) throw new Error(`storeSource: feature set ${set.dir} has no labels; heads need labelled rows`);
-  const shape = opts.asMap ? set.manifest.rowShape : [set.dim];
-  if (!shape) throw new Error(`storeSource: feature set ${set.dir} does not record its row shape; use vectors (asMap: false)`);
+  const shape = opts.asVector ? [set.dim] : set.manifest.rowShape;
+  if (!shape) throw new Error(`storeSource: feature set ${set.dir} does not record its row shape; heads need [C, H, W] rows (asVector: true gives vectors)`);
   if (rowSize(shape) !== set.dim) throw new Error(`storeSource: feature set ${set.dir}: row shape ${JSON.stringify(shape)} does not hold ${set.dim} values`);
   for (let i = 0; i < labels.length; i++) {
     if (!(labels[i] >= 0 && labels[i] < opts.numClasses)) throw new Error(`storeSource: feature set ${set.dir}: label ${labels[i]} at row ${i} is outside 0..${opts.numClasses - 1}`);

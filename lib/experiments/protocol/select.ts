@@ -1,59 +1,77 @@
 /**
- * Choosing a setting without looking at the test split, then scoring it once.
+ * Choosing a setting without looking at the test split, then scoring it once: the one selection every
+ * notebook uses (02, 04, 05, 06, 08), for any head of lib/heads (a `HeadSpec`).
  *
- *   1. every candidate setting (block, t, pool, probe options, ...) of one feature source is fit on the
+ *   1. every candidate (a setting: block, t, pool, ...; a head spec; its training options) is fit on the
  *      training rows minus the validation rows (split.ts) and scored on the validation rows;
  *   2. the winner is the candidate with the highest validation accuracy (ties: the first in grid order);
  *      nothing about the test split is read before this point;
  *   3. the winner alone is refit on the whole training split (fit + validation rows: the choice is made,
  *      so the held-out rows go back to training, as the final model of any search is trained) and scored
- *      ONCE on the test split: accuracy with its 95% Wilson interval and the test predictions.
+ *      ONCE on the test split: top-1/top-5 with 95% Wilson intervals and the test predictions.
  *
  * The grid's test accuracies may still be shown, as the paper shows its grid, by `gridOnTest` after the
- * choice: they come from the grid's probes (fit without the validation rows) and are labelled
- * TEST_SHOWN_LABEL. Paired tests (`pairedOnTest`) take only rows chosen by `selectAndTest`.
+ * choice (with `keepGridHeads`): they come from the grid's heads (fit without the validation rows) and are
+ * labelled TEST_SHOWN_LABEL. Paired tests (`pairedOnTest`) take only rows chosen by `selectAndTest`;
+ * `repeatSeeds` re-scores a chosen setting over other seeds (head initialisation and order, noise draw).
  *
  * Memory: candidates hand out their sources lazily, and a source is copied into memory only when it fits
- * `memoryBudgetBytes` (store-source.ts withinBudget); otherwise the probe streams its batches from the
- * store. At most one candidate's rows are held at a time.
+ * `memoryBudgetBytes` (store-source.ts withinBudget); otherwise the head streams its batches from the
+ * store. Without `keepGridHeads`, at most one grid head is alive at a time.
  */
-import { LinearProbe, LinearProbeOptions, probePredictOn, trainLinearProbeOn } from "../../heads/linear";
+import type { Block } from "../../model/unet/blocks";
+import { blockLabel } from "../../model/unet/blocks";
+import { buildHead, HeadSpec } from "../../heads/create";
+import { evaluateHead, Evaluation } from "../../heads/evaluate";
+import { countParams, Head } from "../../heads/head";
+import { PROBE_RECIPE } from "../../heads/optim";
 import { FeatureSource, rowSize, subsetSource } from "../../heads/source";
 import { withinBudget } from "../../heads/store-source";
-import { accuracy, mcnemarExact, PairedComparison, wilsonInterval } from "../../metrics/classification";
+import { trainHead, TrainHeadOptions } from "../../heads/train-head";
+import { mcnemarExact, PairedComparison } from "../../metrics/classification";
 import { progress } from "../../display/progress";
-import { ValidationSplit, ValidationSplitRecord } from "./split";
+import { FitValRows, ValidationSplit, ValidationSplitRecord } from "./split";
 
-/** A U-Net block as one value, from the moment a notebook names it. */
-export interface Block {
-  number: number;
-  name: string;
-}
+export type { Block };
 
-/** What a candidate is: where its features come from and how its probe is trained. */
+/** What a candidate is, for the results: where its features come from. */
 export interface Setting {
   block: Block | null;
   t: number | null;
+  /** Pooled size the head reads ("4x4", "none (raw pixels)", ...). */
   pool: string;
-  /** Probe options of this candidate over the selection's common ones (e.g. a learning rate of a search). */
-  probe?: Partial<LinearProbeOptions>;
+  /** Anything else that tells candidates apart in a table (a learning rate, a sweep name, ...). */
+  tags?: Record<string, string | number | null>;
 }
 
+/** One candidate of a selection: a setting, the head to fit on it and how, and its rows. */
 export interface Candidate {
   setting: Setting;
+  head: HeadSpec;
+  /** Training options of this candidate over the selection's common ones (a learning rate of a search). */
+  training?: Partial<TrainHeadOptions>;
   /** All training rows, in the order the split's positions index. Called when the candidate is fit. */
   train(): FeatureSource;
   /** The test rows. Called once, for the chosen candidate only (and by gridOnTest, after the choice). */
   test(): FeatureSource;
 }
 
+/** Training options of the project's linear probe (PROBE_RECIPE) with a seed. */
+export function probeTraining(seed: number, over: Partial<TrainHeadOptions> = {}): TrainHeadOptions {
+  return { epochs: PROBE_RECIPE.epochs, batchSize: PROBE_RECIPE.batchSize, optimizer: PROBE_RECIPE.optimizer, schedule: PROBE_RECIPE.schedule, seed, showProgress: false, ...over };
+}
+
 export interface SelectOptions {
   split: ValidationSplit;
-  /** Probe options common to every candidate. */
-  probe?: Partial<LinearProbeOptions>;
+  /** Training options common to every candidate (default: the linear probe's recipe, seed 0). */
+  training?: TrainHeadOptions;
   /** A source is copied into memory only if its rows take at most this (default 1 GiB); else it streams. */
   memoryBudgetBytes?: number;
+  /** Keep every grid head alive so that gridOnTest can show the grid on test (dispose with disposeGrid). */
+  keepGridHeads?: boolean;
   showProgress?: boolean;
+  /** Called with each validation row as it is scored. */
+  onRow?: (row: ValidationRow) => void;
 }
 
 export const DEFAULT_MEMORY_BUDGET = 1 << 30;
@@ -61,21 +79,56 @@ export const DEFAULT_MEMORY_BUDGET = 1 << 30;
 /** The column name under which a grid's test accuracies are shown (never used to choose). */
 export const TEST_SHOWN_LABEL = "test (shown as the paper shows its grid; not used to choose)";
 
-/** One candidate scored on validation (plain data; its probe is kept, not enumerable, for gridOnTest). */
+/** A head fitted on some rows, alive until dispose(). */
+export interface FittedHead {
+  spec: HeadSpec;
+  params: number;
+  seconds: number;
+  inMemory: boolean;
+  /** The fitted head's evaluation of a source with the same row shape (validation or test rows). */
+  evaluate(source: FeatureSource): Promise<Evaluation>;
+  dispose(): void;
+}
+
+/** Fit `spec` on the rows `rows` of `source` (all rows when null): the one way every notebook fits a head. */
+export async function fitHead(spec: HeadSpec, source: FeatureSource, rows: ArrayLike<number> | null, training: TrainHeadOptions, memoryBudgetBytes = DEFAULT_MEMORY_BUDGET): Promise<FittedHead> {
+  const t0 = Date.now();
+  const held = await withinBudget(rows ? subsetSource(source, rows) : source, memoryBudgetBytes);
+  const built = await buildHead(spec, held.source, training.seed);
+  const head: Head = built.head;
+  try {
+    await trainHead(head, built.input(held.source), { showProgress: false, ...training });
+  } catch (e) {
+    head.dispose();
+    throw e;
+  }
+  return {
+    spec, params: countParams(head), seconds: (Date.now() - t0) / 1000, inMemory: held.inMemory,
+    evaluate: (s) => evaluateHead(head, built.input(s)),
+    dispose: () => head.dispose(),
+  };
+}
+
+/** One candidate scored on validation (plain data). */
 export interface ValidationRow {
   features: string;
   block: Block | null;
   t: number | null;
   pool: string;
-  probe: string;
+  head: string;
+  training: string;
+  params: number;
   dim: number;
   fitRows: number;
   valRows: number;
   fitAcc: number;
   valAcc: number;
+  valLow: number;
+  valHigh: number;
   chosen: boolean;
   inMemory: boolean;
-  probeSeconds: number;
+  seconds: number;
+  [tag: string]: unknown;
 }
 
 /** The chosen setting of one feature source, refit on the whole training split and scored once on test. */
@@ -84,7 +137,9 @@ export interface ChosenRow {
   block: Block | null;
   t: number | null;
   pool: string;
-  probe: string;
+  head: string;
+  training: string;
+  params: number;
   dim: number;
   /** How it was chosen, and on what. */
   chosenBy: string;
@@ -94,24 +149,35 @@ export interface ChosenRow {
   testAcc: number;
   testLow: number;
   testHigh: number;
+  testTop5: number;
   split: ValidationSplitRecord;
+  [tag: string]: unknown;
 }
 
 export interface Selection {
   features: string;
   grid: ValidationRow[];
-  chosen: ChosenRow & { readonly testPred: Int32Array };
+  /** The chosen row; `test` (its evaluation, with predictions) is not enumerable: CSV/JSON keep the plain columns. */
+  chosen: ChosenRow & { readonly test: Evaluation };
   /** Index of the chosen candidate in the grid. */
   index: number;
+  /** Each grid head's validation predictions (in the order of split.val), for paired tests on validation. */
+  valPredictions: Int32Array[];
 }
 
-const gridProbes = new WeakMap<ValidationRow, LinearProbe>();
+const gridHeads = new WeakMap<ValidationRow, FittedHead>();
 const chosenRows = new WeakSet<object>();
 
-function probeLabel(common: Partial<LinearProbeOptions>, own: Partial<LinearProbeOptions> | undefined): string {
-  const o = { ...common, ...(own ?? {}) };
-  delete o.showProgress;
-  return Object.keys(o).length ? JSON.stringify(o) : "defaults";
+export function headLabel(spec: HeadSpec): string {
+  const { kind, ...rest } = spec as HeadSpec & Record<string, unknown>;
+  const parts = Object.entries(rest).filter(([, v]) => v !== undefined).map(([k, v]) => `${k} ${Array.isArray(v) ? v.join("x") : v}`);
+  return parts.length ? `${kind} (${parts.join(", ")})` : kind;
+}
+
+export function trainingLabel(t: TrainHeadOptions): string {
+  const o = t.optimizer;
+  const sched = t.schedule && t.schedule.stepEpochs !== null ? `, step ${t.schedule.stepEpochs} x ${t.schedule.gamma}` : "";
+  return `${o.kind} lr ${o.lr}${o.weightDecay ? ` wd ${o.weightDecay}` : ""}${"momentum" in o && o.momentum ? ` momentum ${o.momentum}` : ""}${sched}, ${t.epochs} epochs, batch ${t.batchSize}, seed ${t.seed}`;
 }
 
 /** Index of the highest validation accuracy (ties: the first). Reads validation accuracies only. */
@@ -122,67 +188,78 @@ export function chooseOnValidation(rows: readonly { valAcc: number }[]): number 
   return best;
 }
 
-async function fitAndScore(train: FeatureSource, evalOn: FeatureSource, probe: Partial<LinearProbeOptions>, budget: number): Promise<{ probe: LinearProbe; trainPred: Int32Array; pred: Int32Array; inMemory: boolean }> {
-  const held = await withinBudget(train, budget);
-  const p = await trainLinearProbeOn(held.source, { ...probe, showProgress: false });
-  const trainPred = await probePredictOn(p, held.source);
-  return { probe: p, trainPred, pred: await probePredictOn(p, evalOn), inMemory: held.inMemory };
-}
-
-function checkTrain(features: string, c: Candidate, train: FeatureSource, split: ValidationSplit): void {
-  if (train.rows !== split.record.rows) {
-    throw new Error(`selectAndTest: ${features} at ${describe(c.setting)}: ${train.rows} training rows but the validation split was made for ${split.record.rows}`);
+function checkTrain(features: string, c: Candidate, train: FeatureSource, split: FitValRows & { record?: ValidationSplitRecord }): void {
+  const rows = split.fit.length + split.val.length;
+  if (train.rows !== rows) {
+    throw new Error(`selectAndTest: ${features} at ${describe(c.setting)}: ${train.rows} training rows but the validation split was made for ${rows}`);
   }
 }
 
 export function describe(s: Setting): string {
-  return s.block ? `block ${s.block.number} (${s.block.name}), t = ${s.t}, pool ${s.pool}` : `${s.pool}`;
+  const tags = s.tags ? Object.entries(s.tags).map(([k, v]) => `, ${k} ${v}`).join("") : "";
+  return (s.block ? `block ${blockLabel(s.block)}, t = ${s.t}, pool ${s.pool}` : `${s.pool}`) + tags;
+}
+
+function trainingOf(opts: SelectOptions, c: Candidate): TrainHeadOptions {
+  return { ...(opts.training ?? probeTraining(0)), ...(c.training ?? {}) };
 }
 
 /** Steps 1-3 of the module comment for the candidates of one feature source. */
 export async function selectAndTest(features: string, candidates: readonly Candidate[], opts: SelectOptions): Promise<Selection> {
   if (candidates.length === 0) throw new Error(`selectAndTest: ${features}: no candidates`);
   const { split } = opts;
-  const common = opts.probe ?? {};
   const budget = opts.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET;
   const grid: ValidationRow[] = [];
-  const bar = opts.showProgress === false ? null : progress({ total: candidates.length + 1, label: `${features}: probes on validation`, unit: "probe" });
+  const valPredictions: Int32Array[] = [];
+  const bar = opts.showProgress === false ? null : progress({ total: candidates.length + 1, label: `${features}: heads on validation`, unit: "head" });
   try {
     for (const c of candidates) {
-      const t0 = Date.now();
       const train = c.train();
       checkTrain(features, c, train, split);
-      const fit = subsetSource(train, split.fit);
-      const val = subsetSource(train, split.val);
-      const r = await fitAndScore(fit, val, { ...common, ...(c.setting.probe ?? {}) }, budget);
-      const row: ValidationRow = {
-        features, block: c.setting.block, t: c.setting.t, pool: c.setting.pool, probe: probeLabel(common, c.setting.probe), dim: rowSize(train.shape),
-        fitRows: fit.rows, valRows: val.rows, fitAcc: accuracy(r.trainPred, fit.labels), valAcc: accuracy(r.pred, val.labels),
-        chosen: false, inMemory: r.inMemory, probeSeconds: (Date.now() - t0) / 1000,
-      };
-      gridProbes.set(row, r.probe);
-      grid.push(row);
-      bar?.tick(1, { bestVal: Math.max(...grid.map((x) => x.valAcc)) });
+      const training = trainingOf(opts, c);
+      const fitted = await fitHead(c.head, train, split.fit, training, budget);
+      try {
+        const val = await fitted.evaluate(subsetSource(train, split.val));
+        const fitAcc = (await fitted.evaluate(subsetSource(train, split.fit))).top1;
+        const row: ValidationRow = {
+          features, block: c.setting.block, t: c.setting.t, pool: c.setting.pool, ...(c.setting.tags ?? {}),
+          head: headLabel(c.head), training: trainingLabel(training), params: fitted.params, dim: rowSize(train.shape),
+          fitRows: split.fit.length, valRows: split.val.length, fitAcc, valAcc: val.top1, valLow: val.top1Interval.low, valHigh: val.top1Interval.high,
+          chosen: false, inMemory: fitted.inMemory, seconds: fitted.seconds,
+        };
+        grid.push(row);
+        valPredictions.push(val.predictions);
+        if (opts.keepGridHeads) gridHeads.set(row, fitted);
+        opts.onRow?.(row);
+      } finally {
+        if (!opts.keepGridHeads) fitted.dispose();
+      }
+      bar?.tick(1, { bestVal: Math.max(...grid.map((x) => x.valAcc)).toFixed(3) });
     }
     // The choice: validation accuracies only. The test split has not been read.
     const index = chooseOnValidation(grid);
     grid[index].chosen = true;
     const c = candidates[index];
     const train = c.train();
-    checkTrain(features, c, train, split);
-    const test = c.test();
-    const r = await fitAndScore(train, test, { ...common, ...(c.setting.probe ?? {}) }, budget);
+    const training = trainingOf(opts, c);
+    const final = await fitHead(c.head, train, null, training, budget);
+    let test: Evaluation;
+    try {
+      test = await final.evaluate(c.test());
+    } finally {
+      final.dispose();
+    }
     bar?.tick(1);
-    const testAcc = accuracy(r.pred, test.labels);
-    const ci = wilsonInterval(testAcc, test.rows);
+    const g = grid[index];
     const chosen: ChosenRow = {
-      features, block: c.setting.block, t: c.setting.t, pool: c.setting.pool, probe: grid[index].probe, dim: grid[index].dim,
-      chosenBy: `highest validation accuracy of ${candidates.length} candidate${candidates.length > 1 ? "s" : ""} (${split.record.valRows} validation images, ${split.record.rule}, seed ${split.record.seed}); refit on all ${train.rows} training images; test scored once`,
-      valAcc: grid[index].valAcc, trainRows: train.rows, testRows: test.rows, testAcc, testLow: ci.low, testHigh: ci.high, split: split.record,
+      features, block: c.setting.block, t: c.setting.t, pool: c.setting.pool, ...(c.setting.tags ?? {}), head: g.head, training: g.training, params: g.params, dim: g.dim,
+      chosenBy: `highest validation accuracy of ${candidates.length} candidate${candidates.length > 1 ? "s" : ""} (${split.val.length} validation images, ${split.record.rule}, seed ${split.record.seed}); refit on all ${train.rows} training images; test scored once`,
+      valAcc: g.valAcc, trainRows: train.rows, testRows: test.n, testAcc: test.top1, testLow: test.top1Interval.low, testHigh: test.top1Interval.high, testTop5: test.top5,
+      split: split.record,
     };
-    Object.defineProperty(chosen, "testPred", { value: r.pred, enumerable: false });
+    Object.defineProperty(chosen, "test", { value: test, enumerable: false });
     chosenRows.add(chosen);
-    return { features, grid, chosen: chosen as Selection["chosen"], index };
+    return { features, grid, chosen: chosen as Selection["chosen"], index, valPredictions };
   } finally {
     bar?.done();
   }
@@ -190,19 +267,26 @@ export async function selectAndTest(features: string, candidates: readonly Candi
 
 /**
  * The grid's test accuracies, for display as the paper shows its grid (after the choice; never used to
- * choose): each candidate's validation-stage probe scored on its test rows.
+ * choose): each candidate's validation-stage head scored on its test rows. Needs `keepGridHeads`.
  */
 export async function gridOnTest(selection: Selection, candidates: readonly Candidate[]): Promise<(ValidationRow & { [TEST_SHOWN_LABEL]: number })[]> {
   if (candidates.length !== selection.grid.length) throw new Error(`gridOnTest: ${candidates.length} candidates for a grid of ${selection.grid.length}`);
   const out = [];
   for (let i = 0; i < candidates.length; i++) {
     const row = selection.grid[i];
-    const probe = gridProbes.get(row);
-    if (!probe) throw new Error("gridOnTest: the grid rows do not come from selectAndTest");
-    const test = candidates[i].test();
-    out.push({ ...row, [TEST_SHOWN_LABEL]: accuracy(await probePredictOn(probe, test), test.labels) });
+    const head = gridHeads.get(row);
+    if (!head) throw new Error("gridOnTest: the grid's heads were not kept (selectAndTest with keepGridHeads: true), or were disposed");
+    out.push({ ...row, [TEST_SHOWN_LABEL]: (await head.evaluate(candidates[i].test())).top1 });
   }
   return out;
+}
+
+/** Release the grid heads kept by `keepGridHeads`. */
+export function disposeGrid(selection: Selection): void {
+  for (const row of selection.grid) {
+    gridHeads.get(row)?.dispose();
+    gridHeads.delete(row);
+  }
 }
 
 export interface PairedRow extends PairedComparison {
@@ -217,8 +301,53 @@ export function pairedOnTest(a: Selection["chosen"], b: Selection["chosen"], tes
     if (!chosenRows.has(x)) throw new Error(`pairedOnTest: ${x.features} is not a setting chosen on validation by selectAndTest; paired tests compare only pre-chosen settings`);
   }
   if (a.split.hash !== b.split.hash) throw new Error(`pairedOnTest: ${a.features} and ${b.features} were chosen on different validation splits (${a.split.hash} vs ${b.split.hash})`);
-  if (a.testPred.length !== testLabels.length || b.testPred.length !== testLabels.length) {
-    throw new Error(`pairedOnTest: ${a.testPred.length} and ${b.testPred.length} test predictions for ${testLabels.length} test labels`);
+  if (a.test.predictions.length !== testLabels.length || b.test.predictions.length !== testLabels.length) {
+    throw new Error(`pairedOnTest: ${a.test.predictions.length} and ${b.test.predictions.length} test predictions for ${testLabels.length} test labels`);
   }
-  return { a: a.features, b: b.features, testRows: testLabels.length, ...mcnemarExact(a.testPred, b.testPred, testLabels) };
+  return { a: a.features, b: b.features, testRows: testLabels.length, ...mcnemarExact(a.test.predictions, b.test.predictions, testLabels) };
+}
+
+/** A chosen setting re-scored with one seed. */
+export interface SeedRow {
+  features: string;
+  seed: number;
+  testAcc: number;
+  testLow: number;
+  testHigh: number;
+}
+
+export interface SeedSummary {
+  features: string;
+  seeds: number[];
+  rows: SeedRow[];
+  mean: number;
+  /** Sample standard deviation over the seeds (0 for one seed). */
+  sd: number;
+  min: number;
+  max: number;
+}
+
+/**
+ * A setting fixed before the test split was read, re-scored once per seed: `candidate(seed)` gives the
+ * setting's rows under that seed (e.g. features extracted with that noise draw), and the head is refit on
+ * all training rows with that seed (initialisation and batch order) and scored on test.
+ */
+export async function repeatSeeds(features: string, seeds: readonly number[], candidate: (seed: number) => Candidate | Promise<Candidate>, opts: { training?: TrainHeadOptions; memoryBudgetBytes?: number }): Promise<SeedSummary> {
+  if (seeds.length === 0) throw new Error(`repeatSeeds: ${features}: no seeds`);
+  const rows: SeedRow[] = [];
+  for (const seed of seeds) {
+    const c = await candidate(seed);
+    const training = { ...(opts.training ?? probeTraining(seed)), ...(c.training ?? {}), seed };
+    const fitted = await fitHead(c.head, c.train(), null, training, opts.memoryBudgetBytes);
+    try {
+      const test = await fitted.evaluate(c.test());
+      rows.push({ features, seed, testAcc: test.top1, testLow: test.top1Interval.low, testHigh: test.top1Interval.high });
+    } finally {
+      fitted.dispose();
+    }
+  }
+  const accs = rows.map((r) => r.testAcc);
+  const mean = accs.reduce((a, b) => a + b, 0) / accs.length;
+  const sd = accs.length > 1 ? Math.sqrt(accs.reduce((a, x) => a + (x - mean) ** 2, 0) / (accs.length - 1)) : 0;
+  return { features, seeds: [...seeds], rows, mean, sd, min: Math.min(...accs), max: Math.max(...accs) };
 }

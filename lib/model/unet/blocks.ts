@@ -139,3 +139,26 @@ export function parseBlock(config: UNetConfig, spec: number | string): BlockSpec
   if (hit) return hit;
   throw new Error(`unknown block ${JSON.stringify(spec)}; ${rangeText(config)}`);
 }
+
+/** A block as one value from the moment it is named: its paper number and its module name. */
+export interface Block {
+  number: number;
+  module: string;
+}
+
+/** Resolve a block given by number, module name or as a Block (checked against this U-Net). */
+export function blockOf(config: UNetConfig, spec: number | string | Block): Block {
+  const b = parseBlock(config, typeof spec === "object" ? spec.number : spec);
+  if (typeof spec === "object" && spec.module !== b.name) throw new Error(`block ${spec.number} is ${b.name} in this U-Net, not ${spec.module}`);
+  return { number: b.number, module: b.name };
+}
+
+/** Every block of the U-Net, in execution order. */
+export function modelBlocks(config: UNetConfig): Block[] {
+  return buildPlan(config).blocks.map((b) => ({ number: b.number, module: b.name }));
+}
+
+/** "5 (output_blocks.1)": how a block reads in tables and sentences. */
+export function blockLabel(b: Block | null): string {
+  return b ? `${b.number} (${b.module})` : "-";
+}

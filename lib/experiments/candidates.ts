@@ -1,0 +1,82 @@
+/**
+ * From stage one (extract: stored sets) to stage two (select: candidates): each stored (block, t) as a
+ * candidate of lib/experiments/protocol/select.ts with the head to fit on it, and the raw pixels of an
+ * image source as the baseline candidate. Rows are read from the store through the one adapter
+ * (lib/heads/store-source.ts storeSource): streamed, never `matrix()`, never recomputed.
+ */
+import type { ImageSource } from "../features/store/images";
+import type { HeadSpec } from "../heads/create";
+import { memorySource } from "../heads/source";
+import { storeSource } from "../heads/store-source";
+import type { TrainHeadOptions } from "../heads/train-head";
+import { findSet, StoredSet } from "./extraction-plan";
+import type { Candidate } from "./protocol/select";
+
+/** The linear head on a stored side, pooled to `pool` (default: the side as stored). */
+export function linearHead(pool: number): HeadSpec {
+  return { kind: "linear", pool };
+}
+
+export interface StoredCandidateOptions {
+  numClasses: number;
+  /** Which (block, t) of the training sets (default: every one, in stored order). */
+  where?: (s: StoredSet) => boolean;
+  /** Pooled size the head reads (default: the stored side). */
+  pool?: number;
+  /** The head (default: linear at `pool`). */
+  head?: (pool: number, s: StoredSet) => HeadSpec;
+  training?: Partial<TrainHeadOptions>;
+  tags?: Record<string, string | number | null>;
+}
+
+/** Each selected stored (block, t) as a candidate; its test rows are the test set of the same key and side. */
+export function storedCandidates(train: readonly StoredSet[], test: readonly StoredSet[], opts: StoredCandidateOptions): Candidate[] {
+  const chosen = train.filter(opts.where ?? (() => true));
+  if (chosen.length === 0) throw new Error("storedCandidates: no stored training set matches");
+  const seen = new Set<string>();
+  const out: Candidate[] = [];
+  for (const s of chosen) {
+    const pool = opts.pool ?? s.side;
+    const key = `${s.block.number}|${s.t}|${pool}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const tr = findSet([...train], s.block, s.t, pool);
+    out.push({
+      setting: { block: s.block, t: s.t, pool: `${pool}x${pool}`, ...(opts.tags ? { tags: opts.tags } : {}) },
+      head: opts.head ? opts.head(pool, tr) : linearHead(pool),
+      ...(opts.training ? { training: opts.training } : {}),
+      train: () => storeSource(tr.set, { numClasses: opts.numClasses }),
+      test: () => {
+        const te = test.find((x) => x.block.number === tr.block.number && x.t === tr.t && x.side === tr.side);
+        if (!te) throw new Error(`no stored test features for block ${tr.block.number}, t ${tr.t} at side ${tr.side}: extract the test images with the same job`);
+        return storeSource(te.set, { numClasses: opts.numClasses });
+      },
+    });
+  }
+  return out;
+}
+
+/** All pixels of an image source as [C, H, W] rows (from NHWC). */
+async function pixelRows(src: ImageSource): Promise<Float32Array> {
+  const n = src.ids.length;
+  const [h, w, c] = src.imageShape;
+  const nhwc = (await src.load(0, n)).data;
+  if (c === 1) return Float32Array.from(nhwc);
+  const out = new Float32Array(n * c * h * w);
+  for (let i = 0; i < n; i++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let k = 0; k < c; k++) out[((i * c + k) * h + y) * w + x] = nhwc[((i * h + y) * w + x) * c + k];
+  return out;
+}
+
+/** The raw pixels ([-1, 1] values, [C, H, W]) as a candidate: the baseline every representation must beat. */
+export async function pixelCandidate(train: ImageSource, test: ImageSource, numClasses: number, training?: Partial<TrainHeadOptions>): Promise<Candidate> {
+  for (const s of [train, test]) if (!s.labels) throw new Error(`${s.dataset}/${s.split}: no labels for the raw-pixel baseline`);
+  const [h, w, c] = train.imageShape;
+  const x = await pixelRows(train), y = await pixelRows(test);
+  return {
+    setting: { block: null, t: null, pool: `none (raw pixels, ${h}x${w}x${c})` },
+    head: { kind: "linear", pool: h === w ? h : Math.min(h, w) },
+    ...(training ? { training } : {}),
+    train: () => memorySource(x, [c, h, w], train.labels!, numClasses),
+    test: () => memorySource(y, [c, h, w], test.labels!, numClasses),
+  };
+}
