@@ -1,0 +1,37 @@
+/**
+ * The probe pipeline in one import, for notebooks and forks: extract -> select -> evaluate.
+ *
+ *   model      modelForScale, randomWeights (experiments/scale-model.ts)
+ *   extract    createExtractor (features/store/extractor.ts); runPlan, measureJobs, planCost, findSet
+ *              (experiments/extraction-plan.ts): store jobs over an image source, resumable, with their cost
+ *   select     storedCandidates, pixelCandidate (experiments/candidates.ts); validationSplit (protocol/split.ts);
+ *              selectAndTest, gridOnTest, pairedOnTest, repeatSeeds, fitHead, probeTraining (protocol/select.ts)
+ *   evaluate   Evaluation (heads/evaluate.ts: top-1/top-5 with intervals), mcnemarExact, wilsonInterval
+ *   record     provenance (provenance.ts), writeResults (results.ts)
+ *
+ * A new head type is one file under lib/heads/ plus its case in lib/heads/create.ts (HeadSpec, buildHead,
+ * specParams); every candidate then takes it as `head`.
+ */
+export { modelForScale, randomWeights, ADM_256_UNCOND } from "./experiments/scale-model";
+export type { ScaleModel, FullModel } from "./experiments/scale-model";
+export { createExtractor } from "./features/store/extractor";
+export type { FeatureExtractor } from "./features/store/extractor";
+export { fashionMnistSource, memorySource as memoryImages, openImageSource } from "./features/store/images";
+export type { ImageSource } from "./features/store/images";
+export { defaultStoreRoot } from "./features/store/store";
+export { findSet, measureJobs, planCost, PLAN_NOISE, runPlan } from "./experiments/extraction-plan";
+export type { CostLine, PlanJob, StoredSet } from "./experiments/extraction-plan";
+export { linearHead, pixelCandidate, storedCandidates } from "./experiments/candidates";
+export { validationSplit } from "./experiments/protocol/split";
+export type { ValidationSplit, ValidationSplitRecord } from "./experiments/protocol/split";
+export {
+  chooseOnValidation, describe, disposeGrid, fitHead, gridOnTest, pairedOnTest, probeTraining, repeatSeeds, selectAndTest, TEST_SHOWN_LABEL,
+} from "./experiments/protocol/select";
+export type { Candidate, ChosenRow, SeedSummary, Selection, Setting, ValidationRow } from "./experiments/protocol/select";
+export type { HeadSpec } from "./heads/create";
+export type { Evaluation } from "./heads/evaluate";
+export { mcnemarExact, wilsonInterval } from "./metrics/classification";
+export { blockLabel, blockOf, modelBlocks } from "./model/unet/blocks";
+export type { Block } from "./model/unet/blocks";
+export { provenance } from "./provenance";
+export { writeResults, readResults } from "./results";
