@@ -13,7 +13,8 @@ import { parameterCount } from "../lib/model/unet/parameters";
 import { blockTable } from "../lib/model/unet/blocks";
 import { extractFeatures, FeatureOptions } from "../lib/features/extract";
 import { FeaturePool } from "../lib/features/workers/feature-pool";
-import { trainLinearProbe } from "../lib/heads/linear";
+import { fitHead, probeTraining } from "../lib/experiments/protocol/select";
+import { memorySource } from "../lib/heads/source";
 import { writeRandomCheckpoint } from "./checkpoint";
 import { ort256, ortLoad, torchReference } from "./ort";
 
@@ -250,7 +251,7 @@ export async function loadCheckpoint(o: PartOptions): Promise<Row[]> {
 }
 
 /**
- * The linear probe (lib/heads/linear.ts) at the demo's size: 1,500 rows of 1,024 pooled features,
+ * The linear probe (the linear head with lib/heads/optim.ts PROBE_RECIPE) at the demo's size: 1,500 rows of 1,024 pooled features,
  * 10 classes, 20 epochs of batch 256 (the 02 notebook fits 79 of these), and at 10x the rows.
  */
 export async function linearProbe(o: PartOptions): Promise<Row[]> {
@@ -263,7 +264,8 @@ export async function linearProbe(o: PartOptions): Promise<Row[]> {
     const labels = Int32Array.from({ length: n }, (_, i) => i % 10);
     const epochs = 20;
     const { times } = await timed(o.reps, async () => {
-      await trainLinearProbe({ data, rows: n, dim }, labels, 10, { epochs, batchSize: 256, showProgress: false });
+      const h = await fitHead({ kind: "linear", pool: 1, init: "zeros" }, memorySource(data, [dim, 1, 1], labels, 10), null, probeTraining(0, { epochs, batchSize: 256 }));
+      h.dispose();
     });
     const steps = epochs * Math.ceil(n / 256);
     const s = median(times);

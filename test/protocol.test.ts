@@ -3,12 +3,11 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { selectBackend } from "../lib/model/backend";
-import { trainLinearProbe, trainLinearProbeOn, probePredict } from "../lib/heads/linear";
-import { FeatureSource, featureStats, memorySource, subsetSource } from "../lib/heads/source";
+import { FeatureSource, memorySource, subsetSource } from "../lib/heads/source";
 import { storeSource, withinBudget } from "../lib/heads/store-source";
 import { accuracy, mcnemarExact } from "../lib/metrics/classification";
 import { validationSplit } from "../lib/experiments/protocol/split";
-import { Candidate, chooseOnValidation, gridOnTest, pairedOnTest, selectAndTest, TEST_SHOWN_LABEL } from "../lib/experiments/protocol/select";
+import { Candidate, chooseOnValidation, disposeGrid, fitHead, gridOnTest, pairedOnTest, probeTraining, repeatSeeds, selectAndTest, TEST_SHOWN_LABEL } from "../lib/experiments/protocol/select";
 import { Rng } from "../lib/rng";
 import type { FeatureSetKey } from "../lib/features/store/key";
 import { FeatureSet } from "../lib/features/store/store";
@@ -110,7 +109,7 @@ describe("selection protocol", function () {
         const labels = unevenLabels(3, 4);
         const dim = 6;
         const x = clusters(labels, dim, 1, 5);
-        const set = FeatureSet.create(dir, KEY, { dim, ids: Array.from(labels, (_, i) => `r${i}`), labels, partRows: 8 });
+        const set = FeatureSet.create(dir, KEY, { dim, rowShape: [dim, 1, 1], ids: Array.from(labels, (_, i) => `r${i}`), labels, partRows: 8 });
         for (let p = 0; p < set.parts; p++) {
           const [a, b] = set.partRange(p);
           set.writePart(p, x.subarray(a * dim, b * dim));
@@ -119,21 +118,18 @@ describe("selection protocol", function () {
           throw new Error("matrix() called");
         };
         const rows = validationSplit(labels, { seed: 0, fraction: 0.3 }).fit;
-        const fromStore = storeSource(set, { numClasses: 3, rows });
-        const inMemory = subsetSource(memorySource(x, [dim], labels, 3), rows);
+        const fromStore = subsetSource(storeSource(set, { numClasses: 3 }), rows);
+        const inMemory = subsetSource(memorySource(x, [dim, 1, 1], labels, 3), rows);
         assert.deepEqual(Array.from(fromStore.labels), Array.from(inMemory.labels));
-        const opts = { epochs: 5, batchSize: 16, showProgress: false };
-        const a = await trainLinearProbeOn(fromStore, opts);
-        const b = await trainLinearProbeOn(inMemory, opts);
-        assert.deepEqual(Array.from(a.weight), Array.from(b.weight));
-        assert.deepEqual(Array.from(a.bias), Array.from(b.bias));
-        // the matrix entry point, given the same statistics, trains the same probe
-        const xs = await inMemory.readRows(Int32Array.from({ length: rows.length }, (_, i) => i));
-        const stats = await featureStats(inMemory);
-        const c = await trainLinearProbeOn(memorySource(xs, [dim], inMemory.labels, 3), opts, stats);
-        assert.deepEqual(Array.from(c.weight), Array.from(a.weight));
-        const d = await trainLinearProbe({ data: xs, rows: rows.length, dim }, inMemory.labels, 3, opts);
-        d.weight.forEach((v, i) => assert.ok(Math.abs(v - a.weight[i]) < 1e-4, `weight ${i}: ${v} vs ${a.weight[i]}`));
+        const training = probeTraining(0, { epochs: 5, batchSize: 16 });
+        const head = { kind: "linear" as const, pool: 1 };
+        const a = await fitHead(head, fromStore, null, training, 0);
+        const b = await fitHead(head, inMemory, null, training, 0);
+        assert.equal(a.inMemory, false);
+        const ea = await a.evaluate(inMemory), eb = await b.evaluate(inMemory);
+        assert.deepEqual(Array.from(ea.predictions), Array.from(eb.predictions));
+        a.dispose();
+        b.dispose();
         // the memory budget: a source that does not fit is not copied
         assert.equal((await withinBudget(fromStore, rows.length * dim * 4 - 1)).inMemory, false);
         const held = await withinBudget(fromStore, rows.length * dim * 4);
@@ -156,14 +152,15 @@ describe("selection protocol", function () {
     /** Candidates of increasing signal at index 1; tests count how often test sources are asked for and read. */
     function candidates(labelsOfTest: Int32Array, reads: number[], asked: number[]): Candidate[] {
       return signals.map((sig, i) => {
-        const tr = memorySource(clusters(trainLabels, dim, sig, 20 + i), [dim], trainLabels, k);
+        const tr = memorySource(clusters(trainLabels, dim, sig, 20 + i), [dim, 1, 1], trainLabels, k);
         const teData = clusters(testLabels, dim, sig, 40 + i);
         return {
-          setting: { block: { number: i + 1, name: `block${i + 1}` }, t: 10 * i, pool: "p" },
+          setting: { block: { number: i + 1, module: `block${i + 1}` }, t: 10 * i, pool: "1x1" },
+          head: { kind: "linear", pool: 1, init: "zeros" },
           train: () => tr,
           test: (): FeatureSource => {
             asked[i]++;
-            const te = memorySource(teData, [dim], labelsOfTest, k);
+            const te = memorySource(teData, [dim, 1, 1], labelsOfTest, k);
             return { ...te, readRows: (idx) => ((reads[i] += idx.length), te.readRows(idx)) };
           },
         };
@@ -173,19 +170,21 @@ describe("selection protocol", function () {
     it("chooses the highest validation accuracy (checked by brute force), refits on all training rows, reads the test split once", async () => {
       const reads = [0, 0, 0], asked = [0, 0, 0];
       const cands = candidates(testLabels, reads, asked);
-      const opts = { epochs: 15, batchSize: 16 };
-      const sel = await selectAndTest("synthetic", cands, { split, probe: opts, showProgress: false });
-      // brute force: fit each candidate on the fit rows in memory, score the validation rows
+      const training = probeTraining(0, { epochs: 15, batchSize: 16 });
+      const sel = await selectAndTest("synthetic", cands, { split, training, showProgress: false, keepGridHeads: true });
+      // brute force: copy each candidate's fit rows out, fit a head on them, score the validation rows
       const bruteVal: number[] = [];
       for (const c of cands) {
         const all = await c.train().readRows(Int32Array.from({ length: trainLabels.length }, (_, i) => i));
         const pick = (idx: Int32Array) => {
           const out = new Float32Array(idx.length * dim);
           idx.forEach((r, j) => out.set(all.subarray(r * dim, (r + 1) * dim), j * dim));
-          return { data: out, rows: idx.length, dim };
+          return memorySource(out, [dim, 1, 1], Int32Array.from(idx, (i) => trainLabels[i]), k);
         };
-        const p = await trainLinearProbe(pick(split.fit), Int32Array.from(split.fit, (i) => trainLabels[i]), k, { ...opts, showProgress: false });
-        bruteVal.push(accuracy(probePredict(p, pick(split.val)), Int32Array.from(split.val, (i) => trainLabels[i])));
+        const h = await fitHead(c.head, pick(split.fit), null, training);
+        const pred = (await h.evaluate(pick(split.val))).predictions;
+        h.dispose();
+        bruteVal.push(accuracy(pred, Int32Array.from(split.val, (i) => trainLabels[i])));
       }
       sel.grid.forEach((r, i) => assert.ok(Math.abs(r.valAcc - bruteVal[i]) <= 1 / split.val.length + 1e-12, `candidate ${i}: ${r.valAcc} vs ${bruteVal[i]}`));
       assert.equal(sel.index, chooseOnValidation(sel.grid));
@@ -198,12 +197,14 @@ describe("selection protocol", function () {
       // the test split: asked for once, of the chosen candidate only, every row read exactly once
       assert.deepEqual(asked, [0, 1, 0]);
       assert.deepEqual(reads, [0, testLabels.length, 0]);
-      assert.equal(sel.chosen.testAcc, accuracy(sel.chosen.testPred, testLabels));
+      assert.equal(sel.chosen.testAcc, accuracy(sel.chosen.test.predictions, testLabels));
       assert.ok(sel.chosen.testLow < sel.chosen.testAcc && sel.chosen.testAcc < sel.chosen.testHigh);
       // the grid on test comes after, labelled, from the grid's probes
       const shown = await gridOnTest(sel, cands);
       assert.equal(shown.length, 3);
       for (const r of shown) assert.ok(r[TEST_SHOWN_LABEL] >= 0 && r[TEST_SHOWN_LABEL] <= 1);
+      disposeGrid(sel);
+      await assert.rejects(gridOnTest(sel, cands), /were not kept/);
     });
 
     it("the choice never reads test labels: permuted test labels leave the grid and the choice unchanged", async () => {
@@ -213,30 +214,58 @@ describe("selection protocol", function () {
         [perm[i], perm[j]] = [perm[j], perm[i]];
       }
       assert.notDeepEqual(Array.from(perm), Array.from(testLabels));
-      const opts = { split, probe: { epochs: 15, batchSize: 16 }, showProgress: false };
+      const opts = { split, training: probeTraining(0, { epochs: 15, batchSize: 16 }), showProgress: false };
       const a = await selectAndTest("synthetic", candidates(testLabels, [0, 0, 0], [0, 0, 0]), opts);
       const b = await selectAndTest("synthetic", candidates(perm, [0, 0, 0], [0, 0, 0]), opts);
       assert.equal(a.index, b.index);
       assert.deepEqual(a.grid.map((r) => r.valAcc), b.grid.map((r) => r.valAcc));
       // the same chosen probe predicts the same test images: only the score against the labels differs
-      assert.deepEqual(Array.from(a.chosen.testPred), Array.from(b.chosen.testPred));
+      assert.deepEqual(Array.from(a.chosen.test.predictions), Array.from(b.chosen.test.predictions));
       assert.notEqual(a.chosen.testAcc, b.chosen.testAcc);
     });
 
     it("paired McNemar takes only settings chosen on validation, on the same split", async () => {
-      const opts = { split, probe: { epochs: 10, batchSize: 16 }, showProgress: false };
+      const opts = { split, training: probeTraining(0, { epochs: 10, batchSize: 16 }), showProgress: false };
       const cands = candidates(testLabels, [0, 0, 0], [0, 0, 0]);
       const a = await selectAndTest("best of grid", cands, opts);
       const b = await selectAndTest("weak only", [cands[0]], opts);
       const p = pairedOnTest(a.chosen, b.chosen, testLabels);
-      const ref = mcnemarExact(a.chosen.testPred, b.chosen.testPred, testLabels);
+      const ref = mcnemarExact(a.chosen.test.predictions, b.chosen.test.predictions, testLabels);
       assert.deepEqual({ onlyA: p.onlyA, onlyB: p.onlyB, both: p.both, neither: p.neither, pValue: p.pValue }, ref);
       assert.equal(p.onlyA + p.onlyB + p.both + p.neither, testLabels.length);
       // a grid row, or a copy of a chosen row, is not a pre-chosen setting
-      const copy = Object.assign({ ...a.chosen }, { testPred: a.chosen.testPred });
+      const copy = Object.assign({ ...a.chosen }, { test: a.chosen.test });
       assert.throws(() => pairedOnTest(copy, b.chosen, testLabels), /not a setting chosen on validation/);
       const other = await selectAndTest("other split", [cands[1]], { ...opts, split: validationSplit(trainLabels, { seed: 4, fraction: 0.3 }) });
       assert.throws(() => pairedOnTest(a.chosen, other.chosen, testLabels), /different validation splits/);
+    });
+
+    it("the setting chosen on validation is the one scored on test, refit on every training row", async () => {
+      const training = probeTraining(0, { epochs: 15, batchSize: 16 });
+      const cands = candidates(testLabels, [0, 0, 0], [0, 0, 0]);
+      const sel = await selectAndTest("synthetic", cands, { split, training, showProgress: false });
+      const c = cands[sel.index];
+      const h = await fitHead(c.head, c.train(), null, training);
+      const direct = await h.evaluate(await c.test());
+      h.dispose();
+      assert.deepEqual(Array.from(sel.chosen.test.predictions), Array.from(direct.predictions));
+      assert.equal(sel.chosen.testAcc, direct.top1);
+    });
+
+    it("repeatSeeds refits the fixed setting once per seed; the spread is the sample standard deviation", async () => {
+      const training = probeTraining(0, { epochs: 8, batchSize: 16 });
+      const cands = candidates(testLabels, [0, 0, 0], [0, 0, 0]);
+      const seen: number[] = [];
+      const r = await repeatSeeds("synthetic", [0, 1, 2], (seed) => (seen.push(seed), cands[1]), { training });
+      assert.deepEqual(seen, [0, 1, 2]);
+      assert.deepEqual(r.rows.map((x) => x.seed), [0, 1, 2]);
+      const accs = r.rows.map((x) => x.testAcc);
+      const mean = accs.reduce((a, b) => a + b) / 3;
+      assert.ok(Math.abs(r.mean - mean) < 1e-12);
+      assert.ok(Math.abs(r.sd - Math.sqrt(accs.reduce((a, x) => a + (x - mean) ** 2, 0) / 2)) < 1e-12);
+      // seed 0 is the selection's own refit
+      const sel = await selectAndTest("synthetic", [cands[1]], { split, training, showProgress: false });
+      assert.equal(r.rows[0].testAcc, sel.chosen.testAcc);
     });
   });
 });

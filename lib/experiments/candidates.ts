@@ -12,9 +12,9 @@ import type { TrainHeadOptions } from "../heads/train-head";
 import { findSet, StoredSet } from "./extraction-plan";
 import type { Candidate } from "./protocol/select";
 
-/** The linear head on a stored side, pooled to `pool` (default: the side as stored). */
+/** The linear probe's head (PROBE_RECIPE): standardised features pooled to `pool`, from zero weights. */
 export function linearHead(pool: number): HeadSpec {
-  return { kind: "linear", pool };
+  return { kind: "linear", pool, init: "zeros" };
 }
 
 export interface StoredCandidateOptions {
@@ -29,8 +29,11 @@ export interface StoredCandidateOptions {
   tags?: Record<string, string | number | null>;
 }
 
-/** Each selected stored (block, t) as a candidate; its test rows are the test set of the same key and side. */
-export function storedCandidates(train: readonly StoredSet[], test: readonly StoredSet[], opts: StoredCandidateOptions): Candidate[] {
+/**
+ * Each selected stored (block, t) as a candidate; its test rows are the test set of the same key and side,
+ * from `test` (already stored) or extracted on demand by `test(trainSet)` (only the chosen one's, then).
+ */
+export function storedCandidates(train: readonly StoredSet[], test: readonly StoredSet[] | ((s: StoredSet) => Promise<StoredSet>), opts: StoredCandidateOptions): Candidate[] {
   const chosen = train.filter(opts.where ?? (() => true));
   if (chosen.length === 0) throw new Error("storedCandidates: no stored training set matches");
   const seen = new Set<string>();
@@ -46,8 +49,8 @@ export function storedCandidates(train: readonly StoredSet[], test: readonly Sto
       head: opts.head ? opts.head(pool, tr) : linearHead(pool),
       ...(opts.training ? { training: opts.training } : {}),
       train: () => storeSource(tr.set, { numClasses: opts.numClasses }),
-      test: () => {
-        const te = test.find((x) => x.block.number === tr.block.number && x.t === tr.t && x.side === tr.side);
+      test: async () => {
+        const te = typeof test === "function" ? await test(tr) : test.find((x) => x.block.number === tr.block.number && x.t === tr.t && x.side === tr.side);
         if (!te) throw new Error(`no stored test features for block ${tr.block.number}, t ${tr.t} at side ${tr.side}: extract the test images with the same job`);
         return storeSource(te.set, { numClasses: opts.numClasses });
       },
@@ -74,7 +77,7 @@ export async function pixelCandidate(train: ImageSource, test: ImageSource, numC
   const x = await pixelRows(train), y = await pixelRows(test);
   return {
     setting: { block: null, t: null, pool: `none (raw pixels, ${h}x${w}x${c})` },
-    head: { kind: "linear", pool: h === w ? h : Math.min(h, w) },
+    head: linearHead(h === w ? h : Math.min(h, w)),
     ...(training ? { training } : {}),
     train: () => memorySource(x, [c, h, w], train.labels!, numClasses),
     test: () => memorySource(y, [c, h, w], test.labels!, numClasses),

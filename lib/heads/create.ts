@@ -2,6 +2,7 @@
  * One description per head setting, so a notebook or a sweep can name a head in a line:
  *
  *   { kind: "linear", pool: 2 }                          adaptive avg pool to 2x2, standardised, dense
+ *   { kind: "linear", pool: 2, init: "zeros" }           the same, starting from zero weights (the probe recipe)
  *   { kind: "mlp", pool: 2, hidden: [2000] }             the same with ReLU hidden layers
  *   { kind: "cnn", width: 256, depth: 2, prePool: null } our CNN head (cnn.ts)
  *   { kind: "attention", dim: 1024, heads: 8, mlpRatio: 4, blocks: 1, pool: 2, project: false }
@@ -17,7 +18,7 @@ import { attentionParams, AttentionHeadConfig, cnnParams, CnnHeadConfig, mlpPara
 import { featureStats, FeatureSource, poolSource } from "./source";
 
 export type HeadSpec =
-  | { kind: "linear"; pool: number; standardise?: boolean }
+  | { kind: "linear"; pool: number; standardise?: boolean; init?: "default" | "zeros" }
   | { kind: "mlp"; pool: number; hidden: number[]; standardise?: boolean }
   | ({ kind: "cnn" } & CnnHeadConfig)
   | ({ kind: "attention" } & AttentionHeadConfig);
@@ -57,7 +58,8 @@ export async function buildHead(spec: HeadSpec, train: FeatureSource, seed: numb
       const pooled = input(train);
       const stats = spec.standardise === false ? null : await featureStats(pooled);
       const hidden = spec.kind === "mlp" ? spec.hidden : [];
-      return { head: createMlpHead({ inShape: pooled.shape, numClasses, hidden, seed, stats }), input };
+      const zeros = spec.kind === "linear" && spec.init === "zeros";
+      return { head: createMlpHead({ inShape: pooled.shape, numClasses, hidden, seed, stats, zeros }), input };
     }
     case "cnn":
       return { head: createCnnHead({ ...spec, inShape: train.shape, numClasses, seed }), input: (s) => s };

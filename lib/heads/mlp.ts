@@ -6,7 +6,6 @@
  * Input: any row shape, flattened (use poolSource(source, p) to train on adaptive-average-pooled block
  * maps, channel-major as PyTorch). Optional standardisation with statistics computed by
  * featureStats(trainSource) (streamed), applied inside the head so scoring uses the same ones.
- * (lib/heads/linear.ts is the separate fast in-memory linear probe the demo uses.)
  */
 import * as tf from "@tensorflow/tfjs";
 import { Head, ParamBuilder } from "./head";
@@ -20,6 +19,8 @@ export interface MlpHeadOptions {
   seed: number;
   /** Per-value mean and std (featureStats): rows become (x - mean) / std before the first layer. */
   stats?: { mean: Float32Array; std: Float32Array } | null;
+  /** Start a linear head (no hidden layer) from zero weights and bias (a convex problem: any start reaches the optimum). */
+  zeros?: boolean;
 }
 
 export function createMlpHead(opts: MlpHeadOptions): Head {
@@ -31,8 +32,9 @@ export function createMlpHead(opts: MlpHeadOptions): Head {
   const pb = new ParamBuilder(opts.seed, 0x31f);
   const layers: { w: tf.Variable; b: tf.Variable }[] = [];
   let prev = inDim;
+  if (opts.zeros && opts.hidden.length) throw new Error("createMlpHead: zero initialisation is for a linear head (no hidden layer)");
   [...opts.hidden, opts.numClasses].forEach((out, i) => {
-    const { w, b } = pb.dense(`fc${i}`, prev, out);
+    const { w, b } = opts.zeros ? { w: pb.constant(`fc${i}.weight`, [prev, out], 0), b: pb.constant(`fc${i}.bias`, [out], 0) } : pb.dense(`fc${i}`, prev, out);
     layers.push({ w, b: b as tf.Variable });
     prev = out;
   });

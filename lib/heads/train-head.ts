@@ -21,7 +21,7 @@ import { Rng } from "../rng";
 import { progress, Progress } from "../display/progress";
 import { installTrainingKernels } from "../train/wasm-kernels";
 import { Head } from "./head";
-import { permutation } from "./linear";
+import { permutation } from "../rng";
 import { createOptimizer, learningRate, LrSchedule, Optimizer, OptimizerSpec } from "./optim";
 import { checkSource, FeatureSource, rowSize } from "./source";
 

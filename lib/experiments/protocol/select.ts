@@ -52,8 +52,11 @@ export interface Candidate {
   training?: Partial<TrainHeadOptions>;
   /** All training rows, in the order the split's positions index. Called when the candidate is fit. */
   train(): FeatureSource;
-  /** The test rows. Called once, for the chosen candidate only (and by gridOnTest, after the choice). */
-  test(): FeatureSource;
+  /**
+   * The test rows. Called once, for the chosen candidate only (and by gridOnTest, after the choice); may
+   * extract them first (a promise), so that only the chosen setting's test features are ever computed.
+   */
+  test(): FeatureSource | Promise<FeatureSource>;
 }
 
 /** Training options of the project's linear probe (PROBE_RECIPE) with a seed. */
@@ -245,7 +248,7 @@ export async function selectAndTest(features: string, candidates: readonly Candi
     const final = await fitHead(c.head, train, null, training, budget);
     let test: Evaluation;
     try {
-      test = await final.evaluate(c.test());
+      test = await final.evaluate(await c.test());
     } finally {
       final.dispose();
     }
@@ -276,7 +279,7 @@ export async function gridOnTest(selection: Selection, candidates: readonly Cand
     const row = selection.grid[i];
     const head = gridHeads.get(row);
     if (!head) throw new Error("gridOnTest: the grid's heads were not kept (selectAndTest with keepGridHeads: true), or were disposed");
-    out.push({ ...row, [TEST_SHOWN_LABEL]: (await head.evaluate(candidates[i].test())).top1 });
+    out.push({ ...row, [TEST_SHOWN_LABEL]: (await head.evaluate(await candidates[i].test())).top1 });
   }
   return out;
 }
@@ -340,7 +343,7 @@ export async function repeatSeeds(features: string, seeds: readonly number[], ca
     const training = { ...(opts.training ?? probeTraining(seed)), ...(c.training ?? {}), seed };
     const fitted = await fitHead(c.head, c.train(), null, training, opts.memoryBudgetBytes);
     try {
-      const test = await fitted.evaluate(c.test());
+      const test = await fitted.evaluate(await c.test());
       rows.push({ features, seed, testAcc: test.top1, testLow: test.top1Interval.low, testHigh: test.top1Interval.high });
     } finally {
       fitted.dispose();
