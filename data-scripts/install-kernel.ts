@@ -1,9 +1,11 @@
 /**
  * Register the tslab (TypeScript) kernel for this project under .jupyter/ (no global install) and
- * print how to start JupyterLab or Notebook with it.
+ * print how to start a Jupyter web UI with it.
  *
  *   npm run kernel
  *
+ * `npm run notebook` does this itself and starts Debian's classic Notebook; this command is for a Jupyter
+ * of your own (JupyterLab, which Debian does not package, renders the vega-lite charts live).
  * Uses Debian's Python (/usr/bin/python3) or $DIFFPROBE_PYTHON; `node data-scripts/setup.cjs demo`
  * installs Debian's Jupyter when it is missing.
  */
@@ -16,11 +18,11 @@ runCommand({ name: "kernel", usage: () => headerComment(__filename) }, () => {
   checkJupyter();
   const dir = installKernel();
   const dataPath = path.join(JUPYTER_PREFIX, "share", "jupyter");
-  const lab = PYTHON === "/usr/bin/python3" ? "jupyter lab" : `${PYTHON} -m jupyter lab`;
+  const lab = PYTHON === "/usr/bin/python3" ? "jupyter lab" : `${PYTHON} -m jupyterlab`;
+  const asRoot = process.getuid?.() === 0 ? " --allow-root" : "";
   console.log(`tslab kernel ("TypeScript", name tslab) registered in ${path.relative(ROOT, dir) || dir}`);
-  console.log("start JupyterLab with it (from the project folder, so that notebooks/ and lib/ resolve):");
-  console.log(`  JUPYTER_PATH=${dataPath} ${lab} notebooks/`);
-  console.log("JupyterLab itself is not in Debian: pip install jupyterlab in a virtual environment (then DIFFPROBE_PYTHON=that python),");
-  console.log(`or use Debian's classic Notebook: apt-get install jupyter-notebook, then JUPYTER_PATH=${dataPath} jupyter notebook notebooks/`);
+  console.log("npm run notebook starts Debian's classic Notebook with it (127.0.0.1 only, token on) and prints its address.");
+  console.log("With a JupyterLab of your own (pip install jupyterlab; it renders the charts live), from the project folder:");
+  console.log(`  JUPYTER_PATH=${dataPath} ${lab} --ip=127.0.0.1${asRoot} notebooks/`);
   return 0;
 });

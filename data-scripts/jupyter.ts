@@ -25,13 +25,18 @@ export function checkJupyter(): void {
   }
 }
 
-/** Register the tslab kernel under .jupyter/ (idempotent; re-registers when the checkout moved). */
+/**
+ * Register the tslab kernel under .jupyter/ (idempotent; re-registers when the checkout moved). `tslab install`
+ * also registers a JavaScript kernel (jslab) that no notebook uses; it is removed, so the web UI offers only ours.
+ */
 export function installKernel(): string {
   const binary = path.join(ROOT, "node_modules", ".bin", "tslab");
   if (!fs.existsSync(binary)) throw new Error(`${binary} not found: run npm ci first`);
   const spec = path.join(KERNEL_DIR, "kernel.json");
-  if (fs.existsSync(spec) && fs.readFileSync(spec, "utf8").includes(binary)) return KERNEL_DIR;
-  execFileSync(binary, ["install", `--python=${PYTHON}`, `--prefix=${JUPYTER_PREFIX}`, `--binary=${binary}`], { stdio: "inherit" });
+  if (!(fs.existsSync(spec) && fs.readFileSync(spec, "utf8").includes(binary))) {
+    execFileSync(binary, ["install", `--python=${PYTHON}`, `--prefix=${JUPYTER_PREFIX}`, `--binary=${binary}`], { stdio: "inherit" });
+  }
+  fs.rmSync(path.join(path.dirname(KERNEL_DIR), "jslab"), { recursive: true, force: true });
   return KERNEL_DIR;
 }
 

@@ -4,7 +4,7 @@
  * clone on a fresh machine needs only those two commands. Plain CommonJS on Node's built-ins: it runs
  * before node_modules exists.
  *
- *   node data-scripts/setup.cjs [test|demo|ci] [--dry-run]
+ *   node data-scripts/setup.cjs [test|demo|notebook|ci] [--dry-run]
  *
  * - node_modules: installed with `npm ci --no-audit --no-fund` when it is missing or when
  *   package-lock.json changed since the last install (its SHA-256 is kept in
@@ -14,6 +14,10 @@
  *   /usr/bin/python3) must import nbclient, nbconvert, nbformat, ipykernel and jupyter_client. When
  *   Debian's Python lacks them, the Debian packages are installed with apt-get (as root, or through
  *   password-less sudo); otherwise the script prints the command to run and exits with status 2.
+ * - The web UI (notebook and ci): that Python must also import `notebook`, Debian's classic Notebook
+ *   (package jupyter-notebook; `npm run notebook` starts it). Installed the same way.
+ * - Chromium (ci only): Debian's `chromium`, which test/browser.test.ts drives through puppeteer-core
+ *   ($DIFFPROBE_CHROMIUM, else `chromium` or `chromium-browser` on PATH). Installed the same way.
  * Prints what it installs and why; one line when everything is present. Downloads nothing itself:
  * npm and apt-get fetch from their registries.
  *
@@ -27,17 +31,23 @@ const fs = require("fs");
 const path = require("path");
 
 const ROOT = path.resolve(__dirname, "..");
-const MODES = ["test", "demo", "ci"];
+const MODES = ["test", "demo", "notebook", "ci"];
+const USAGE = "usage: node data-scripts/setup.cjs [test|demo|notebook|ci] [--dry-run]";
 const STAMP = ".diffprobe-lock-sha256";
 const NPM_CI = ["ci", "--no-audit", "--no-fund"];
 const DEBIAN_PYTHON = "/usr/bin/python3";
 const PY_MODULES = ["nbclient", "nbconvert", "nbformat", "ipykernel", "jupyter_client"];
 const DEBS = ["jupyter-nbconvert", "jupyter-client", "python3-nbclient", "python3-ipykernel", "fonts-dejavu-core"];
 const FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+/** The web UI: Debian's classic Notebook (Debian has no JupyterLab). */
+const UI_MODULE = "notebook";
+const UI_DEB = "jupyter-notebook";
+const BROWSER_DEB = "chromium";
+const BROWSER_NAMES = ["chromium", "chromium-browser"];
 
 /**
- * Test hook: $DIFFPROBE_SETUP_TEST holds JSON {uid, debianPython, font} that replaces the user id,
- * Debian's Python and the font file checked, so test/setup.test.ts can play every case with fakes.
+ * Test hook: $DIFFPROBE_SETUP_TEST holds JSON {uid, debianPython, font, chromium} that replaces the user
+ * id, Debian's Python, the font file and the browser checked, so test/setup.test.ts can play every case with fakes.
  */
 function testHook() {
   const raw = process.env.DIFFPROBE_SETUP_TEST;
@@ -101,11 +111,33 @@ function nodeModulesState() {
   return { hash, reason: null, adopt: true };
 }
 
-/** The modules of PY_MODULES that `python` cannot import (all of them when it does not run). */
-function missingPythonModules(python) {
+/**
+ * Debian's Chromium (or the browser $DIFFPROBE_CHROMIUM names): its path, or null when there is none.
+ * `hook.chromium` (tests) replaces the search with one file that may or may not exist.
+ */
+function findChromium(hook = {}) {
+  if (hook.chromium !== undefined) return fs.existsSync(hook.chromium) ? hook.chromium : null;
+  const named = process.env.DIFFPROBE_CHROMIUM;
+  if (named) return fs.existsSync(named) ? named : null;
+  for (const dir of (process.env.PATH || "").split(path.delimiter).filter(Boolean)) {
+    for (const name of BROWSER_NAMES) {
+      const file = path.join(dir, name);
+      try {
+        fs.accessSync(file, fs.constants.X_OK);
+        if (fs.statSync(file).isFile()) return file;
+      } catch (e) {
+        // not here
+      }
+    }
+  }
+  return null;
+}
+
+/** The modules of `names` that `python` cannot import (all of them when it does not run). */
+function missingPythonModules(python, names = PY_MODULES) {
   const code = [
     "import importlib, sys",
-    `names = ${JSON.stringify(PY_MODULES)}`,
+    `names = ${JSON.stringify(names)}`,
     "missing = []",
     "for n in names:",
     "    try:",
@@ -115,7 +147,7 @@ function missingPythonModules(python) {
     "print(' '.join(missing))",
   ].join("\n");
   const r = spawnSync(python, ["-c", code], { encoding: "utf8" });
-  if (r.error || r.status !== 0) return { missing: PY_MODULES, why: r.error ? r.error.message : (r.stderr || "").trim() };
+  if (r.error || r.status !== 0) return { missing: names, why: r.error ? r.error.message : (r.stderr || "").trim() };
   const missing = r.stdout.trim().split(/\s+/).filter(Boolean);
   return { missing, why: null };
 }
@@ -150,18 +182,23 @@ function aptInstall(access, debs) {
   return null;
 }
 
-function jupyterHelp(python, missing, userPython) {
+function jupyterHelp(python, missing, userPython, debs) {
   const lines = [];
+  const pip = ["nbclient", "nbconvert", "ipykernel", "jupyter_client", ...(missing.includes(UI_MODULE) ? [UI_MODULE] : [])];
   if (userPython) {
     lines.push(`setup: Jupyter is missing: DIFFPROBE_PYTHON=${python} cannot import ${missing.join(", ")} (the notebooks need them).`);
     lines.push("Install them into that Python:");
-    lines.push(`  ${python} -m pip install nbclient nbconvert ipykernel jupyter_client`);
+    lines.push(`  ${python} -m pip install ${pip.join(" ")}`);
     lines.push("or install Debian's Jupyter and unset DIFFPROBE_PYTHON (as root, npm run demo installs it by itself):");
-    lines.push(`  sudo apt-get install -y ${DEBS.join(" ")}`);
+    lines.push(`  sudo apt-get install -y ${debs.join(" ")}`);
+  } else if (!missing.length) {
+    lines.push(`setup: ${debs.join(" ")} ${debs.length === 1 ? "is" : "are"} missing, and this user can install Debian packages`);
+    lines.push("neither as root nor through password-less sudo. Run:");
+    lines.push(`  sudo apt-get install -y ${debs.join(" ")}`);
   } else {
     lines.push(`setup: Jupyter is missing: ${python} cannot import ${missing.join(", ")} (the notebooks need them),`);
     lines.push("and this user can install Debian packages neither as root nor through password-less sudo. Run:");
-    lines.push(`  sudo apt-get install -y ${DEBS.join(" ")}`);
+    lines.push(`  sudo apt-get install -y ${debs.join(" ")}`);
     lines.push("or point DIFFPROBE_PYTHON at a Python that has them, e.g.");
     lines.push("  python3 -m venv ~/.venvs/jupyter && ~/.venvs/jupyter/bin/pip install nbclient nbconvert ipykernel jupyter_client");
     lines.push("  DIFFPROBE_PYTHON=~/.venvs/jupyter/bin/python npm run demo");
@@ -173,12 +210,12 @@ function main(argv) {
   const args = argv.filter((a) => a !== "--dry-run");
   const dryRun = args.length !== argv.length;
   if (args.includes("--help") || args.includes("-h")) {
-    console.log("usage: node data-scripts/setup.cjs [test|demo|ci] [--dry-run]");
+    console.log(USAGE);
     return 0;
   }
   const mode = args[0] || "test";
   if (args.length > 1 || !MODES.includes(mode)) {
-    console.error(`setup: unknown arguments ${JSON.stringify(args)}\nusage: node data-scripts/setup.cjs [test|demo|ci] [--dry-run]`);
+    console.error(`setup: unknown arguments ${JSON.stringify(args)}\n${USAGE}`);
     return 2;
   }
   const hook = testHook();
@@ -187,20 +224,32 @@ function main(argv) {
   // Jupyter first: when it is missing and cannot be installed, say so before a long npm ci.
   let debs = [];
   let access = null;
+  const ui = mode === "notebook" || mode === "ci";
+  const browser = mode === "ci";
+  const modules = ui ? [...PY_MODULES, UI_MODULE] : PY_MODULES;
   if (mode !== "test") {
     const userPython = process.env.DIFFPROBE_PYTHON || "";
     const python = userPython || hook.debianPython || DEBIAN_PYTHON;
-    const { missing, why } = missingPythonModules(python);
+    const { missing, why } = missingPythonModules(python, modules);
     const fontMissing = !fs.existsSync(hook.font || FONT);
-    if (missing.length) {
-      access = userPython ? null : aptAccess(hook);
+    const jupyterMissing = missing.filter((m) => m !== UI_MODULE);
+    const wanted = [
+      ...(jupyterMissing.length ? DEBS : []),
+      ...(missing.includes(UI_MODULE) ? [UI_DEB] : []),
+      ...(browser && !findChromium(hook) ? [BROWSER_DEB] : []),
+    ];
+    if (wanted.length && fontMissing && !wanted.includes("fonts-dejavu-core")) wanted.push("fonts-dejavu-core");
+    if (wanted.length) {
+      access = missing.length && userPython ? null : aptAccess(hook);
       if (!access) {
-        console.error(jupyterHelp(python, missing, userPython));
+        console.error(jupyterHelp(python, missing, userPython, wanted));
         if (why) console.error(`(${python}: ${why.split("\n").pop()})`);
         return 2;
       }
-      debs = DEBS;
-      say(`Jupyter is missing (${python} cannot import ${missing.join(", ")}): will install Debian's ${DEBS.join(" ")}`);
+      debs = wanted;
+      if (jupyterMissing.length) say(`Jupyter is missing (${python} cannot import ${jupyterMissing.join(", ")}): will install Debian's ${DEBS.join(" ")}`);
+      if (missing.includes(UI_MODULE)) say(`the web UI is missing (${python} cannot import ${UI_MODULE}): will install Debian's classic Notebook, ${UI_DEB}`);
+      if (wanted.includes(BROWSER_DEB)) say(`Chromium is missing (no ${BROWSER_NAMES.join(" or ")} on PATH): will install Debian's ${BROWSER_DEB}, which the browser test drives`);
     } else if (fontMissing) {
       access = aptAccess(hook);
       if (access) {
@@ -236,19 +285,23 @@ function main(argv) {
         console.error(`setup: installing Debian packages failed (${err})`);
         return 1;
       }
-      if (debs === DEBS) {
+      if (debs.includes(DEBS[0]) || debs.includes(UI_DEB)) {
         const python = hook.debianPython || DEBIAN_PYTHON;
-        const after = missingPythonModules(python);
+        const after = missingPythonModules(python, modules);
         if (after.missing.length) {
           console.error(`setup: after apt-get install, ${python} still cannot import ${after.missing.join(", ")}`);
           return 1;
         }
       }
+      if (debs.includes(BROWSER_DEB) && !findChromium(hook)) {
+        console.error(`setup: after apt-get install ${BROWSER_DEB}, there is still no ${BROWSER_NAMES.join(" or ")} on PATH`);
+        return 1;
+      }
     }
     done.push(`apt-get install ${debs.join(" ")}`);
   }
 
-  const what = mode === "test" ? "node_modules" : "node_modules and Jupyter";
+  const what = { test: "node_modules", demo: "node_modules and Jupyter", notebook: "node_modules, Jupyter and its web UI", ci: "node_modules, Jupyter, its web UI and Chromium" }[mode];
   if (dryRun) say(done.length ? `dry run: would run ${done.join("; ")}` : `${what} present, nothing to do`);
   else say(done.length ? `done (${done.join("; ")})` : `${what} present`);
   return 0;
@@ -263,4 +316,4 @@ if (require.main === module) {
   }
 }
 
-module.exports = { main };
+module.exports = { main, findChromium };

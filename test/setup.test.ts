@@ -32,20 +32,27 @@ const FAKES: Record<string, string> = {
 mkdir -p node_modules/a/node_modules/b
 echo '{"version":"1.0.0"}' > node_modules/a/package.json
 echo '{"version":"2.0.0"}' > node_modules/a/node_modules/b/package.json`,
-  // apt-get install: "installs" Jupyter by creating a marker the fake python looks for.
+  // apt-get install: "installs" Jupyter, the web UI and Chromium by creating the markers the fakes look for.
   "apt-get": `echo "apt-get $* DEBIAN_FRONTEND=$DEBIAN_FRONTEND" >> "$FAKE_DIR/calls.log"
 [ -n "$FAKE_APT_FAIL" ] && exit 100
-[ "$1" = install ] && touch "$FAKE_DIR/jupyter-installed"
+[ "$1" = install ] || exit 0
+case " $* " in *" jupyter-nbconvert "*) touch "$FAKE_DIR/jupyter-installed";; esac
+case " $* " in *" jupyter-notebook "*) touch "$FAKE_DIR/ui-installed";; esac
+case " $* " in *" chromium "*) [ -z "$FAKE_NO_BROWSER_AFTER" ] && touch "$FAKE_DIR/chromium";; esac
 exit 0`,
   // sudo -n true succeeds only with $FAKE_SUDO_OK; sudo -n CMD... runs CMD.
   sudo: `echo "sudo $*" >> "$FAKE_DIR/calls.log"
 [ -z "$FAKE_SUDO_OK" ] && exit 1
 shift
 exec "$@"`,
-  // python -c <probe>: prints the modules it lacks until apt-get ran (or always with $FAKE_PY_BARE).
+  // python -c <probe>: prints the modules it lacks until apt-get ran (or always with $FAKE_PY_BARE); "notebook"
+  // (the web UI) only when the probe asks for it.
   python3: `echo "python3" >> "$FAKE_DIR/calls.log"
 if [ -n "$FAKE_PY_BROKEN" ]; then echo "broken" >&2; exit 1; fi
-if [ -z "$FAKE_PY_BARE" ] && [ -e "$FAKE_DIR/jupyter-installed" ]; then echo ""; else echo "nbclient ipykernel"; fi`,
+missing=""
+if [ -n "$FAKE_PY_BARE" ] || [ ! -e "$FAKE_DIR/jupyter-installed" ]; then missing="nbclient ipykernel"; fi
+case "$2" in *'"notebook"'*) [ -e "$FAKE_DIR/ui-installed" ] || missing="$missing notebook";; esac
+echo $missing`,
 };
 
 interface Fake {
@@ -77,7 +84,7 @@ function makeFake(): Fake {
           PATH: [bin, path.dirname(process.execPath), "/usr/bin", "/bin"].join(path.delimiter),
           HOME: dir,
           FAKE_DIR: dir,
-          DIFFPROBE_SETUP_TEST: JSON.stringify({ uid: 0, debianPython: path.join(bin, "python3"), font: path.join(dir, "font.ttf"), ...hook }),
+          DIFFPROBE_SETUP_TEST: JSON.stringify({ uid: 0, debianPython: path.join(bin, "python3"), font: path.join(dir, "font.ttf"), chromium: path.join(dir, "chromium"), ...hook }),
           ...env,
         },
       });
@@ -174,7 +181,7 @@ describe("setup.cjs (fresh-machine setup)", function () {
     });
 
     it("as root: apt-get update + install of Debian's packages, non-interactive, then checks Python again", () => {
-      const r = fake.run(["ci"]);
+      const r = fake.run(["demo"]);
       assert.equal(r.status, 0, r.err);
       assert.deepEqual(r.calls, [
         "python3",
@@ -237,8 +244,76 @@ describe("setup.cjs (fresh-machine setup)", function () {
     it("rejects an unknown mode with status 2 and the usage", () => {
       const r = fake.run(["deploy"]);
       assert.equal(r.status, 2);
-      assert.match(r.err, /usage: node data-scripts\/setup.cjs \[test\|demo\|ci\]/);
+      assert.match(r.err, /usage: node data-scripts\/setup.cjs \[test\|demo\|notebook\|ci\]/);
       assert.deepEqual(r.calls, []);
+    });
+  });
+
+  describe("web UI (notebook and ci) and Chromium (ci)", () => {
+    const ready = () => {
+      fake.run(["test"]);
+      fs.writeFileSync(path.join(fake.dir, "jupyter-installed"), "");
+    };
+
+    it("notebook: installs only Debian's classic Notebook when Jupyter is there but its web UI is not", () => {
+      ready();
+      const r = fake.run(["notebook"]);
+      assert.equal(r.status, 0, r.err);
+      assert.deepEqual(r.calls, [
+        "python3",
+        "apt-get update -qq DEBIAN_FRONTEND=noninteractive",
+        "apt-get install -y -qq --no-install-recommends jupyter-notebook DEBIAN_FRONTEND=noninteractive",
+        "python3",
+      ]);
+      assert.match(r.out, /the web UI is missing \(.*python3 cannot import notebook\): will install Debian's classic Notebook, jupyter-notebook/);
+      const again = fake.run(["notebook"]);
+      assert.deepEqual(again.calls, ["python3"]);
+      assert.match(again.out, /node_modules, Jupyter and its web UI present/);
+    });
+
+    it("notebook never installs Chromium; demo never installs the web UI", () => {
+      ready();
+      assert.deepEqual(fake.run(["demo"]).calls, ["python3"]);
+      const r = fake.run(["notebook"]);
+      assert.ok(!r.calls.some((c) => / chromium /.test(c)), r.calls.join("\n"));
+    });
+
+    it("ci on a bare machine: Jupyter, the web UI and Chromium in one apt-get install, then checks both", () => {
+      const r = fake.run(["ci"]);
+      assert.equal(r.status, 0, r.err);
+      assert.deepEqual(r.calls.filter((c) => c.startsWith("apt-get install")), [
+        `apt-get install -y -qq --no-install-recommends ${DEBS} jupyter-notebook chromium DEBIAN_FRONTEND=noninteractive`,
+      ]);
+      assert.match(r.out, /Chromium is missing \(no chromium or chromium-browser on PATH\)/);
+      assert.match(r.out, /done \(npm ci; apt-get install/);
+      const again = fake.run(["ci"]);
+      assert.deepEqual(again.calls, ["python3"]);
+      assert.match(again.out, /node_modules, Jupyter, its web UI and Chromium present/);
+    });
+
+    it("ci: fails with status 1 when Chromium is still missing after apt-get", () => {
+      ready();
+      fs.writeFileSync(path.join(fake.dir, "ui-installed"), "");
+      const r = fake.run(["ci"], { FAKE_NO_BROWSER_AFTER: "1" });
+      assert.equal(r.status, 1);
+      assert.match(r.err, /after apt-get install chromium, there is still no chromium or chromium-browser on PATH/);
+    });
+
+    it("as a user without sudo: the exact apt-get command for what is missing, status 2", () => {
+      ready();
+      fs.writeFileSync(path.join(fake.dir, "ui-installed"), "");
+      const r = fake.run(["ci"], {}, { uid: 1000 });
+      assert.equal(r.status, 2);
+      assert.ok(r.err.includes("sudo apt-get install -y chromium"), r.err);
+      assert.deepEqual(r.calls, ["python3", "sudo -n true"]);
+    });
+
+    it("with DIFFPROBE_PYTHON lacking the web UI: pip install notebook into that Python, status 2", () => {
+      ready();
+      const py = path.join(fake.dir, "bin", "python3");
+      const r = fake.run(["notebook"], { DIFFPROBE_PYTHON: py });
+      assert.equal(r.status, 2);
+      assert.ok(r.err.includes(`${py} -m pip install nbclient nbconvert ipykernel jupyter_client notebook`), r.err);
     });
   });
 });

@@ -1,12 +1,14 @@
 /**
- * Progress for long work, with rate and ETA:
- * - in a tslab notebook, one output line that updates in place (HTML bar + text/plain);
+ * Progress for long work, with rate and ETA, in lines of at most LINE_WIDTH (100) columns — a long label is
+ * shortened, then extra fields are dropped, never a figure cut:
+ * - in a tslab notebook, one output line that updates in place (a 120 px HTML bar + a text that does not
+ *   wrap, both within ~100 columns of the output area; text/plain for exports and terminals);
  * - in a terminal (TTY), a cli-progress bar;
  * - elsewhere (CI logs, pipes), a plain line at most every few seconds and at the end.
  * DIFFPROBE_PROGRESS=notebook|tty|log|silent overrides the choice (`npm test` sets silent).
  */
 import { SingleBar } from "cli-progress";
-import { DisplaySlot, inNotebook } from "./notebook";
+import { DisplaySlot, inNotebook, MimeBundle } from "./notebook";
 
 export interface ProgressOptions {
   total: number;
@@ -72,13 +74,36 @@ export function detectMode(): ProgressMode {
   return "log";
 }
 
-/** The status line shared by log and notebook displays. */
-export function statusLine(label: string, value: number, total: number, elapsedS: number, unit: string, info: ProgressInfo): string {
+/** Columns a progress line may take (a notebook's output area at its default width holds about 100). */
+export const LINE_WIDTH = 100;
+/** Columns the notebook's HTML bar takes beside its text (120 px of 13 px monospace). */
+const BAR_COLUMNS = 16;
+/** A label is never shortened below this many characters (extra fields are dropped first). */
+const MIN_LABEL = 16;
+
+/** `s` cut to `n` characters, ending in "…" when cut. */
+function shorten(s: string, n: number): string {
+  return s.length <= n ? s : s.slice(0, Math.max(0, n - 1)) + "…";
+}
+
+/**
+ * The status line shared by log and notebook displays, at most `width` columns: the count, percentage,
+ * rate, elapsed time and ETA are always whole; a long label is shortened (down to 16 characters), then
+ * extra fields are dropped from the end.
+ */
+export function statusLine(label: string, value: number, total: number, elapsedS: number, unit: string, info: ProgressInfo, width = LINE_WIDTH): string {
   const rate = elapsedS > 0 ? value / elapsedS : NaN;
   const eta = rate > 0 ? (total - value) / rate : NaN;
   const pct = total > 0 ? ((100 * value) / total).toFixed(0) : "?";
-  const extra = Object.keys(info).length ? ` ${formatInfo(info)}` : "";
-  return `${label}: ${value}/${total} (${pct}%) ${formatRate(rate, unit)} elapsed ${formatDuration(elapsedS)} ETA ${value >= total ? "0s" : formatDuration(eta)}${extra}`;
+  const core = `${value}/${total} (${pct}%) ${formatRate(rate, unit)} elapsed ${formatDuration(elapsedS)} ETA ${value >= total ? "0s" : formatDuration(eta)}`;
+  const fields = Object.entries(info);
+  const line = (l: string, f: [string, string | number][]) => `${l}: ${core}${f.length ? ` ${formatInfo(Object.fromEntries(f))}` : ""}`;
+  for (let k = fields.length; k >= 0; k--) {
+    const kept = fields.slice(0, k);
+    const room = width - line("", kept).length;
+    if (room >= Math.min(MIN_LABEL, label.length)) return line(shorten(label, room), kept);
+  }
+  return line(shorten(label, MIN_LABEL), []);
 }
 
 export function progress(opts: ProgressOptions): Progress {
@@ -96,7 +121,8 @@ export function progress(opts: ProgressOptions): Progress {
   const slot = mode === "notebook" ? new DisplaySlot() : null;
   if (mode === "tty") {
     bar = new SingleBar({
-      format: `${opts.label} |{bar}| {value}/{total} {percentage}% | {rate} | ETA {eta_formatted} {info}`,
+      format: `${shorten(opts.label, 32)} |{bar}| {value}/{total} {percentage}% | {rate} | ETA {eta_formatted} {info}`,
+      barsize: 20,
       hideCursor: true,
       etaBuffer: 50,
       stream: process.stderr,
@@ -109,18 +135,13 @@ export function progress(opts: ProgressOptions): Progress {
     if (!final && now - lastShown < interval) return;
     lastShown = now;
     const elapsed = (now - start) / 1000;
-    const line = statusLine(opts.label, value, opts.total, elapsed, unit, info);
     if (mode === "tty" && bar) {
       bar.update(value, { rate: formatRate(elapsed > 0 ? value / elapsed : NaN, unit), info: formatInfo(info) });
       if (final) bar.stop();
     } else if (mode === "notebook" && slot) {
-      const pct = opts.total > 0 ? Math.min(100, (100 * value) / opts.total) : 0;
-      slot.show({
-        "text/plain": line,
-        "text/html": `<div style="font-family:monospace"><div style="display:inline-block;width:240px;height:10px;border:1px solid #888;vertical-align:middle"><div style="width:${pct.toFixed(1)}%;height:100%;background:#4c78a8"></div></div> ${escapeHtml(line)}</div>`,
-      });
+      slot.show(progressBundle(statusLine(opts.label, value, opts.total, elapsed, unit, info, LINE_WIDTH - BAR_COLUMNS), value, opts.total));
     } else if (mode === "log") {
-      write(line);
+      write(statusLine(opts.label, value, opts.total, elapsed, unit, info));
     }
   };
 
@@ -145,6 +166,22 @@ export function progress(opts: ProgressOptions): Progress {
   };
   render(true);
   return p;
+}
+
+/**
+ * A notebook progress display: a 120 px bar and the status line, on one line that never wraps (the line is
+ * sized to fit beside the bar). `class="diffprobe-progress"` and its data-value/data-total attributes let a
+ * browser test read how far it got.
+ */
+export function progressBundle(line: string, value: number, total: number): MimeBundle {
+  const pct = total > 0 ? Math.min(100, (100 * value) / total) : 0;
+  return {
+    "text/plain": line,
+    "text/html":
+      `<div class="diffprobe-progress" data-value="${value}" data-total="${total}" style="font-family:monospace;white-space:pre">` +
+      `<div style="display:inline-block;width:120px;height:10px;border:1px solid #888;vertical-align:middle">` +
+      `<div style="width:${pct.toFixed(1)}%;height:100%;background:#4c78a8"></div></div> ${escapeHtml(line)}</div>`,
+  };
 }
 
 export function escapeHtml(s: string): string {
