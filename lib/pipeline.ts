@@ -21,13 +21,14 @@ export type { ImageSource } from "./features/store/images";
 export { defaultStoreRoot } from "./features/store/store";
 export { findSet, measureJobs, planCost, PLAN_NOISE, runPlan } from "./experiments/extraction-plan";
 export type { CostLine, PlanJob, StoredSet } from "./experiments/extraction-plan";
-export { linearHead, pixelCandidate, storedCandidates } from "./experiments/candidates";
+export { extractedCandidate, linearHead, pixelCandidate, storedCandidates } from "./experiments/candidates";
 export { validationSplit } from "./experiments/protocol/split";
 export type { ValidationSplit, ValidationSplitRecord } from "./experiments/protocol/split";
 export {
   chooseOnValidation, describe, disposeGrid, fitHead, gridOnTest, pairedOnTest, probeTraining, repeatSeeds, selectAndTest, TEST_SHOWN_LABEL,
 } from "./experiments/protocol/select";
 export type { Candidate, ChosenRow, SeedSummary, Selection, Setting, ValidationRow } from "./experiments/protocol/select";
+export { headPool } from "./heads/create";
 export type { HeadSpec } from "./heads/create";
 export type { Evaluation } from "./heads/evaluate";
 export { mcnemarExact, wilsonInterval } from "./metrics/classification";

@@ -9,7 +9,10 @@ import type { HeadSpec } from "../heads/create";
 import { memorySource } from "../heads/source";
 import { storeSource } from "../heads/store-source";
 import type { TrainHeadOptions } from "../heads/train-head";
-import { findSet, StoredSet } from "./extraction-plan";
+import type { NoisePolicy } from "../features/extract";
+import type { FeatureExtractor } from "../features/store/extractor";
+import type { Block } from "../model/unet/blocks";
+import { findSet, runPlan, StoredSet } from "./extraction-plan";
 import type { Candidate } from "./protocol/select";
 
 /** The linear probe's head (PROBE_RECIPE): standardised features pooled to `pool`, from zero weights. */
@@ -82,4 +85,24 @@ export async function pixelCandidate(train: ImageSource, test: ImageSource, numC
     train: () => memorySource(x, [c, h, w], train.labels!, numClasses),
     test: () => memorySource(y, [c, h, w], test.labels!, numClasses),
   };
+}
+
+/** Where a fixed setting's features come from: the store, the model, the images. */
+export interface ExtractionContext {
+  root: string;
+  extractor: FeatureExtractor;
+  train: ImageSource;
+  test: ImageSource;
+  numClasses: number;
+}
+
+/**
+ * One fixed setting (block, t, stored side, head pool) as a candidate whose train and test features are
+ * extracted (or read from the store) with `noise`: a seed of `repeatSeeds` draws other noise this way.
+ */
+export async function extractedCandidate(ctx: ExtractionContext, s: { block: Block; t: number; side: number; pool: number }, noise: NoisePolicy): Promise<Candidate> {
+  const jobs = [{ blocks: [s.block], timesteps: [s.t], pool: s.side }];
+  const train = await runPlan({ root: ctx.root, extractor: ctx.extractor, images: ctx.train, jobs, noise, label: `${ctx.train.dataset}: train` });
+  const test = await runPlan({ root: ctx.root, extractor: ctx.extractor, images: ctx.test, jobs, noise, label: `${ctx.test.dataset}: test` });
+  return storedCandidates(train, test, { numClasses: ctx.numClasses, pool: s.pool })[0];
 }

@@ -67,3 +67,8 @@ export async function buildHead(spec: HeadSpec, train: FeatureSource, seed: numb
       return { head: createAttentionHead({ ...spec, inShape: train.shape, numClasses, seed }), input: (s) => s };
   }
 }
+
+/** The pooled size a head reads its block map at (linear, MLP, attention), or null (CNN: the map). */
+export function headPool(spec: HeadSpec): number | null {
+  return "pool" in spec && typeof spec.pool === "number" ? spec.pool : null;
+}

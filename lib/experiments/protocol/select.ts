@@ -162,8 +162,9 @@ export interface Selection {
   grid: ValidationRow[];
   /** The chosen row; `test` (its evaluation, with predictions) is not enumerable: CSV/JSON keep the plain columns. */
   chosen: ChosenRow & { readonly test: Evaluation };
-  /** Index of the chosen candidate in the grid. */
+  /** Index of the chosen candidate in the grid, and the candidate (its setting and head spec). */
   index: number;
+  candidate: Candidate;
   /** Each grid head's validation predictions (in the order of split.val), for paired tests on validation. */
   valPredictions: Int32Array[];
 }
@@ -262,7 +263,7 @@ export async function selectAndTest(features: string, candidates: readonly Candi
     };
     Object.defineProperty(chosen, "test", { value: test, enumerable: false });
     chosenRows.add(chosen);
-    return { features, grid, chosen: chosen as Selection["chosen"], index, valPredictions };
+    return { features, grid, chosen: chosen as Selection["chosen"], index, candidate: c, valPredictions };
   } finally {
     bar?.done();
   }
