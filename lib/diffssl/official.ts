@@ -19,7 +19,7 @@ import { StateDict } from "../model/checkpoint/index";
 import { createAttentionHead } from "../heads/attention";
 import { createDifFormerHead } from "../heads/difformer";
 import { Head } from "../heads/head";
-import { AttentionHeadConfig, DifFormerConfig } from "../heads/params";
+import { attentionParams, AttentionHeadConfig, DifFormerConfig, difformerParams } from "../heads/params";
 import { FeedbackLayers } from "../model/unet/feedback";
 
 /** The transformer part of a `fusion_arc` string. */
@@ -107,25 +107,36 @@ export function headBlockOrder(h: OfficialHead): { block: number; pass: 1 | 2 }[
   return [...h.firstBlocks.map((block) => ({ block, pass: 1 as const })), ...h.secondBlocks.map((block) => ({ block, pass: 2 as const }))];
 }
 
-export type BuiltOfficialHead =
-  | { kind: "attention"; head: Head; config: AttentionHeadConfig; block: number }
-  | { kind: "difformer"; head: Head; config: DifFormerConfig; blocks: number[] };
+/** Our head setting for the official arguments: the attention head where it applies, else DifFormer. */
+export type OfficialHeadConfig =
+  | { kind: "attention"; config: AttentionHeadConfig; block: number; inShape: [number, number, number] }
+  | { kind: "difformer"; config: DifFormerConfig; blocks: number[] };
 
-/** Our head for the official arguments: the attention head where it applies, else DifFormer. */
-export function buildOfficialHead(h: OfficialHead, seed = 0): BuiltOfficialHead {
+export function officialHeadConfig(h: OfficialHead): OfficialHeadConfig {
   const order = headBlockOrder(h);
   const common = { dim: h.arc.dim, heads: h.arc.heads, mlpRatio: h.arc.mlpRatio, blocks: h.arc.blocks };
   if (order.length === 1 && h.tList.length === 1) {
-    const b = order[0].block;
-    const [, size] = h.mapOf(b);
-    const s = Math.min(size, h.prePool);
-    if (size % s === 0) {
-      const config: AttentionHeadConfig = { ...common, pool: size / s, project: true };
-      return { kind: "attention", head: createAttentionHead({ ...config, inShape: h.mapOf(b), numClasses: h.numClasses, seed }), config, block: b };
-    }
+    const block = order[0].block;
+    const inShape = h.mapOf(block);
+    const s = Math.min(inShape[1], h.prePool);
+    if (inShape[1] % s === 0) return { kind: "attention", config: { ...common, pool: inShape[1] / s, project: true }, block, inShape };
   }
   const config: DifFormerConfig = { ...common, prePool: h.prePool, maps: order.map((o) => h.mapOf(o.block)), timesteps: h.tList.length, preLayerKeys: order.map((o) => String(o.block)) };
-  return { kind: "difformer", head: createDifFormerHead({ ...config, numClasses: h.numClasses, seed }), config, blocks: order.map((o) => o.block) };
+  return { kind: "difformer", config, blocks: order.map((o) => o.block) };
+}
+
+/** Parameter count of our head for the official arguments (by formula; nothing built). */
+export function officialHeadParams(h: OfficialHead): number {
+  const c = officialHeadConfig(h);
+  return c.kind === "attention" ? attentionParams(c.inShape, h.numClasses, c.config) : difformerParams(h.numClasses, c.config);
+}
+
+export type BuiltOfficialHead = OfficialHeadConfig & { head: Head };
+
+export function buildOfficialHead(h: OfficialHead, seed = 0): BuiltOfficialHead {
+  const c = officialHeadConfig(h);
+  if (c.kind === "attention") return { ...c, head: createAttentionHead({ ...c.config, inShape: c.inShape, numClasses: h.numClasses, seed }) };
+  return { ...c, head: createDifFormerHead({ ...c.config, numClasses: h.numClasses, seed }) };
 }
 
 /** The official name of one of our head parameters. */
