@@ -343,6 +343,42 @@ describe("DifFeed: mirror rule, the U-Net's feedback option, and gradients to th
     unet.dispose();
   });
 
+  it("a feedback layer equals PyTorch's Conv1x1 -> BatchNorm2d -> ReLU: train mode, running statistics update, eval", () => {
+    const ref = JSON.parse(fs.readFileSync(path.join(__dirname, "fixtures", "feedback", "batchnorm.json"), "utf8"));
+    const fl = new FeedbackLayers(tiny, [11]); // 64 -> 32 channels, as the reference layer
+    assert.deepEqual([fl.specs[0].inCh, fl.specs[0].outCh], [ref.cin, ref.cout]);
+    const f32 = (a: number[]) => Float32Array.from(a.map(Math.fround));
+    const [conv, gamma, beta] = fl.params.map((p) => p.variable);
+    const [rm, rv] = fl.buffers.map((p) => p.variable);
+    tf.tidy(() => {
+      conv.assign(tf.tensor2d(f32(ref.conv_weight), [ref.cout, ref.cin]).transpose());
+      gamma.assign(tf.tensor1d(f32(ref.bn_weight)));
+      beta.assign(tf.tensor1d(f32(ref.bn_bias)));
+      rm.assign(tf.tensor1d(f32(ref.running_mean)));
+      rv.assign(tf.tensor1d(f32(ref.running_var)));
+    });
+    const x = tf.tidy(() => tf.tensor4d(f32(ref.input), ref.inputShapeNCHW).transpose([0, 2, 3, 1]) as tf.Tensor4D);
+    const close = (got: tf.Tensor, want: number[], what: string) => {
+      const g = got.dataSync();
+      const max = Math.max(...want.map(Math.abs));
+      assert.equal(g.length, want.length, what);
+      want.forEach((v, i) => assert.ok(Math.abs(g[i] - v) <= 1e-5 * max, `${what}[${i}]: ${g[i]} vs ${v}`));
+    };
+    const nchw = (m: Map<number, tf.Tensor4D>) => m.get(3)!.transpose([0, 3, 1, 2]);
+    const train = fl.maps(new Map([[11, x]]), true, true);
+    tf.tidy(() => close(nchw(train), ref.train_output, "train-mode output"));
+    close(rm, ref.running_mean_after, "running_mean");
+    close(rv, ref.running_var_after, "running_var");
+    const evalMaps = fl.maps(new Map([[11, x]]));
+    tf.tidy(() => close(nchw(evalMaps), ref.eval_output_after, "eval output with the updated statistics"));
+    // Without the flag, train mode leaves the statistics alone.
+    const before = rm.dataSync().slice();
+    const again = fl.maps(new Map([[11, x]]), true);
+    assert.deepEqual(rm.dataSync(), before);
+    tf.dispose([x, ...train.values(), ...evalMaps.values(), ...again.values()]);
+    fl.dispose();
+  });
+
   it("the second pass is differentiable in the feedback layers (gradient = finite differences), the U-Net frozen", () => {
     const unet = UNet.random(tiny, 7);
     const layers = new FeedbackLayers(tiny, [8, 9, 11], 3);

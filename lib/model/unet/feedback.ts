@@ -23,6 +23,8 @@ import { UNet } from "./model";
 import { buildPlan } from "./plan";
 
 export const BATCH_NORM_EPS = 1e-5;
+/** PyTorch's BatchNorm2d default (the official feedback layers keep it). */
+export const BATCH_NORM_MOMENTUM = 0.1;
 
 /** The encoder block whose output decoder block `b` takes as its skip: 2E + 2 - b. Throws unless b is a decoder block. */
 export function mirrorBlock(config: UNetConfig, b: number): number {
@@ -99,9 +101,11 @@ export class FeedbackLayers {
   /**
    * The feedback map of each layer from the first-pass output of its source block (NHWC), keyed by
    * target encoder block. `training`: BatchNorm on batch statistics (over N, H, W; biased variance) as
-   * in the official training loop; otherwise on the running statistics (eval).
+   * in the official training loop; otherwise on the running statistics (eval). `updateRunningStats`
+   * (training only): then move the running statistics as PyTorch's train-mode BatchNorm2d does
+   * (momentum 0.1; the variance's batch estimate unbiased).
    */
-  maps(features: ReadonlyMap<number, tf.Tensor4D>, training = false): Map<number, tf.Tensor4D> {
+  maps(features: ReadonlyMap<number, tf.Tensor4D>, training = false, updateRunningStats = false): Map<number, tf.Tensor4D> {
     const out = new Map<number, tf.Tensor4D>();
     for (const l of this.layers) {
       const f = features.get(l.spec.source);
@@ -114,6 +118,11 @@ export class FeedbackLayers {
         if (training) {
           mean = y.mean(0);
           variance = y.sub(mean).square().mean(0);
+          if (updateRunningStats) {
+            const m = n * h * w;
+            l.runningMean.assign(l.runningMean.mul(1 - BATCH_NORM_MOMENTUM).add(mean.mul(BATCH_NORM_MOMENTUM)));
+            l.runningVar.assign(l.runningVar.mul(1 - BATCH_NORM_MOMENTUM).add(variance.mul((BATCH_NORM_MOMENTUM * m) / Math.max(m - 1, 1))));
+          }
         }
         const z = y.sub(mean).mul(tf.rsqrt(variance.add(BATCH_NORM_EPS))).mul(l.gamma).add(l.beta);
         return tf.relu(z).reshape([n, h, w, l.spec.outCh]) as tf.Tensor4D;
@@ -131,7 +140,8 @@ export class FeedbackLayers {
  * DifFeed's two passes for one timestep (per sample `t`) on x_t (NHWC). `first` / `second`: blocks
  * (paper numbers) whose first- / second-pass outputs to return, NHWC. The first pass also yields the
  * feedback sources; it runs outside any gradient (call it before tf.variableGrads, as the official code
- * runs it under no_grad). The second pass is differentiable in the feedback layers' parameters.
+ * runs it under no_grad). The second pass is differentiable in the feedback layers' parameters (on wasm,
+ * with lib/train/wasm-kernels' installTrainingKernels(), as for every U-Net gradient).
  */
 export function difFeedFirstPass(unet: UNet, layers: FeedbackLayers, x: tf.Tensor4D, t: number[], first: readonly number[] = []): Map<number, tf.Tensor4D> {
   const want = [...new Set([...layers.specs.map((s) => s.source), ...first])];
