@@ -204,7 +204,7 @@ export async function checkDiffsslFolder(folder: string, opts: DiffsslReferenceO
       const r = await diffeed(folder, manifest, spec, built, input, ckpt, ours);
       unet = r.unet;
       feedback = r.feedback;
-      loadMs = r.loadMs + (Date.now() - t0 - r.loadMs - r.forwardMs);
+      loadMs = Date.now() - t0 - r.forwardMs; // head, U-Net and feedback checkpoints
       forwardMs = r.forwardMs;
       const fbRecorded = manifest.num_parameters?.feedback;
       const fbOurs = feedbackParams(feedback.specs);
@@ -279,7 +279,7 @@ async function diffeed(
   input: (name: string) => Promise<NpyArray>,
   ckpt: (role: string, fallback: string) => string,
   ours: Map<string, Value>,
-): Promise<{ unet: UNet; feedback: FeedbackLayers; loadMs: number; forwardMs: number }> {
+): Promise<{ unet: UNet; feedback: FeedbackLayers; forwardMs: number }> {
   const where = path.join(folder, "manifest.json");
   if (!manifest.unet) throw new Error(`${where}: a diffeed folder needs a "unet" section (flags / unet_kwargs)`);
   const config = configFromManifest(manifest.unet);
@@ -287,7 +287,6 @@ async function diffeed(
   const arch = fb.feedback_arch ?? "C_B_R";
   if (arch !== "C_B_R") throw new Error(`${where}: feedback.feedback_arch ${JSON.stringify(arch)} is not supported (only C_B_R, scripts/feedback.sh)`);
   if (!Array.isArray(fb.feedback_b_list) || !fb.feedback_b_list.length) throw new Error(`${where}: feedback.feedback_b_list must list the decoder blocks`);
-  const t0 = Date.now();
   const unetFile = ckpt("unet", "unet.pt");
   const unet = await UNet.fromCheckpoint(config, unetFile);
   let feedback: FeedbackLayers;
@@ -299,8 +298,26 @@ async function diffeed(
     unet.dispose();
     throw e;
   }
-  const loadMs = Date.now() - t0;
+  try {
+    return await diffeedPasses(folder, manifest, spec, built, input, unet, feedback, ours);
+  } catch (e) {
+    unet.dispose();
+    feedback.dispose();
+    throw e;
+  }
+}
 
+async function diffeedPasses(
+  folder: string,
+  manifest: Record<string, any>,
+  spec: OfficialHead,
+  built: BuiltOfficialHead,
+  input: (name: string) => Promise<NpyArray>,
+  unet: UNet,
+  feedback: FeedbackLayers,
+  ours: Map<string, Value>,
+): Promise<{ unet: UNet; feedback: FeedbackLayers; forwardMs: number }> {
+  const config = unet.config;
   const schedule: NoiseSchedule = scheduleFromManifest({ flags: manifest.unet.flags, diffusion: manifest.diffusion });
   ours.set("alphas_cumprod", { data: schedule.alphasCumprod, shape: [schedule.steps] });
   const x0 = await input("x0");
@@ -359,7 +376,7 @@ async function diffeed(
   } finally {
     rows.dispose();
   }
-  return { unet, feedback, loadMs, forwardMs: Date.now() - t1 };
+  return { unet, feedback, forwardMs: Date.now() - t1 };
 }
 
 /**
