@@ -5,8 +5,9 @@
  *
  * The folder layout is that of ../shared/fixtures/guided-diffusion/<config>/ (manifest.json, model.pt,
  * x_t.npy, t.npy, [y.npy], activations as .npy), or ../shared/fixtures/torchvision/<config>/ (manifest
- * "family": "torchvision"). Prints one line per tensor with its error and
- * PASS/FAIL. Exit status: 0 all passed, 1 some tensor failed, 2 the comparison could not run (bad
+ * "family": "torchvision"), or ../shared/fixtures/diffssl/<folder>/ (manifest "family": "diffssl": the
+ * official attention head, DifFormer and DifFeed, always on tfjs; lib/diffssl/reference.ts). Prints one
+ * line per tensor with its error and PASS/FAIL. Exit status: 0 all passed, 1 some tensor failed, 2 the comparison could not run (bad
  * arguments, missing manifest / checkpoint / input, checkpoint not matching the manifest's config).
  */
 import * as tf from "@tensorflow/tfjs";
@@ -14,6 +15,7 @@ import { selectBackend } from "../lib/model/backend";
 import { chooseEngine } from "../lib/model/engines/engine";
 import { checkReferenceFolder, formatLine } from "../lib/model/unet/reference";
 import { isTorchvisionFolder, runTorchvisionCheck } from "../lib/model/nets/reference";
+import { isDiffsslFolder, runDiffsslCheck } from "../lib/diffssl/reference";
 import { parameterCount } from "../lib/model/unet/parameters";
 import { numberOption, parseCommandLine, runCommand } from "./cli";
 
@@ -46,6 +48,11 @@ async function main(): Promise<number> {
     if (isTorchvisionFolder(folder)) {
       // manifest "family": "torchvision" (ResNet / VisionTransformer, ../shared/fixtures/torchvision): 0, 1 or 2 as below.
       status = Math.max(status, await runTorchvisionCheck(folder, { tol }));
+      continue;
+    }
+    if (isDiffsslFolder(folder)) {
+      // manifest "family": "diffssl" (../shared/fixtures/diffssl): on tfjs (--backend, default wasm), 0, 1 or 2 as below.
+      status = Math.max(status, await runDiffsslCheck(folder, { tol, scheduleTol, backend: values.backend ?? "wasm" }));
       continue;
     }
     try {

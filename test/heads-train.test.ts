@@ -9,6 +9,7 @@ import { Head } from "../lib/heads/head";
 import { createMlpHead } from "../lib/heads/mlp";
 import { createCnnHead } from "../lib/heads/cnn";
 import { createAttentionHead } from "../lib/heads/attention";
+import { createDifFormerHead } from "../lib/heads/difformer";
 import { FeatureSource, featureStats, memorySource, poolSource } from "../lib/heads/source";
 import { crossEntropy, trainHead, TrainHeadOptions } from "../lib/heads/train-head";
 import { evaluateHead } from "../lib/heads/evaluate";
@@ -41,6 +42,23 @@ function synthetic(n: number, seed: number, learnable: boolean): FeatureSource {
   return memorySource(data, [C, H, W], labels, K);
 }
 
+/** Each row followed by itself: [2 * C * H * W] rows. */
+function twice(s: FeatureSource): FeatureSource {
+  const size = C * H * W;
+  return {
+    rows: s.rows, shape: [2 * size], labels: s.labels, numClasses: s.numClasses,
+    async readRows(idx) {
+      const one = await s.readRows(idx);
+      const out = new Float32Array(2 * one.length);
+      for (let i = 0; i < idx.length; i++) {
+        out.set(one.subarray(i * size, (i + 1) * size), 2 * i * size);
+        out.set(one.subarray(i * size, (i + 1) * size), (2 * i + 1) * size);
+      }
+      return out;
+    },
+  };
+}
+
 type Maker = (src: FeatureSource) => Promise<{ head: Head; wrap: (s: FeatureSource) => FeatureSource }>;
 const identity = (s: FeatureSource) => s;
 const HEADS: { name: string; make: Maker; epochs: number; minAcc: number }[] = [
@@ -65,6 +83,16 @@ const HEADS: { name: string; make: Maker; epochs: number; minAcc: number }[] = [
   {
     name: "attention (pool 2, dim 16 by projection, 1 block)",
     make: async () => ({ head: createAttentionHead({ inShape: [C, H, W], numClasses: K, dim: 16, heads: 2, mlpRatio: 2, blocks: 1, pool: 2, project: true, seed: 1 }), wrap: identity }),
+    epochs: 6,
+    minAcc: 0.85,
+  },
+  {
+    // Two "timesteps" (the row twice), adaptive pooling 4x4 -> 3x3 (uneven bins): the multi-timestep path.
+    name: "DifFormer (pre-pool 3, dim 16, 1 block, 2 timesteps)",
+    make: async () => ({
+      head: createDifFormerHead({ maps: [[C, H, W]], timesteps: 2, prePool: 3, numClasses: K, dim: 16, heads: 2, mlpRatio: 2, blocks: 1, seed: 1 }),
+      wrap: twice,
+    }),
     epochs: 6,
     minAcc: 0.85,
   },

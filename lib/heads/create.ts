@@ -6,6 +6,8 @@
  *   { kind: "mlp", pool: 2, hidden: [2000] }             the same with ReLU hidden layers
  *   { kind: "cnn", width: 256, depth: 2, prePool: null } our CNN head (cnn.ts)
  *   { kind: "attention", dim: 1024, heads: 8, mlpRatio: 4, blocks: 1, pool: 2, project: false }
+ *   { kind: "difformer", dim: 1024, heads: 8, mlpRatio: 4, blocks: 2, prePool: 16, maps: [[C, H, W], ...], timesteps: 3 }
+ *                                                        several blocks x timesteps per row (difformer.ts)
  *
  * buildHead computes what the head needs from the training source (streamed standardisation statistics
  * for linear/MLP) and returns it with `input`, the view of any source (train or test) the head reads.
@@ -14,14 +16,16 @@ import { Head } from "./head";
 import { createMlpHead } from "./mlp";
 import { createCnnHead } from "./cnn";
 import { createAttentionHead } from "./attention";
-import { attentionParams, AttentionHeadConfig, cnnParams, CnnHeadConfig, mlpParams } from "./params";
+import { createDifFormerHead, difformerRowLayout } from "./difformer";
+import { attentionParams, AttentionHeadConfig, cnnParams, CnnHeadConfig, DifFormerConfig, difformerParams, mlpParams } from "./params";
 import { featureStats, FeatureSource, poolSource } from "./source";
 
 export type HeadSpec =
   | { kind: "linear"; pool: number; standardise?: boolean; init?: "default" | "zeros" }
   | { kind: "mlp"; pool: number; hidden: number[]; standardise?: boolean }
   | ({ kind: "cnn" } & CnnHeadConfig)
-  | ({ kind: "attention" } & AttentionHeadConfig);
+  | ({ kind: "attention" } & AttentionHeadConfig)
+  | ({ kind: "difformer" } & DifFormerConfig);
 
 export interface BuiltHead {
   head: Head;
@@ -30,6 +34,13 @@ export interface BuiltHead {
 }
 
 function checkMap(shape: readonly number[], spec: HeadSpec): void {
+  if (spec.kind === "difformer") {
+    const { rowSize } = difformerRowLayout(spec);
+    if (shape.length !== 1 || shape[0] !== rowSize) {
+      throw new Error(`buildHead difformer: rows must be [${rowSize}] (${spec.timesteps} timestep(s) x maps ${JSON.stringify(spec.maps)}, flattened), got ${JSON.stringify(shape)}`);
+    }
+    return;
+  }
   if (shape.length !== 3) throw new Error(`buildHead ${spec.kind}: rows must be block maps [C, H, W], got ${JSON.stringify(shape)}`);
 }
 
@@ -45,6 +56,8 @@ export function specParams(spec: HeadSpec, shape: readonly number[], numClasses:
       return cnnParams(shape[0], numClasses, spec);
     case "attention":
       return attentionParams(shape, numClasses, spec);
+    case "difformer":
+      return difformerParams(numClasses, spec);
   }
 }
 
@@ -65,6 +78,8 @@ export async function buildHead(spec: HeadSpec, train: FeatureSource, seed: numb
       return { head: createCnnHead({ ...spec, inShape: train.shape, numClasses, seed }), input: (s) => s };
     case "attention":
       return { head: createAttentionHead({ ...spec, inShape: train.shape, numClasses, seed }), input: (s) => s };
+    case "difformer":
+      return { head: createDifFormerHead({ ...spec, numClasses, seed }), input: (s) => s };
   }
 }
 

@@ -11,8 +11,11 @@
 import * as tf from "@tensorflow/tfjs";
 import { Rng } from "../rng";
 
+/** Receives a head's named intermediate tensors during `apply` (inside its tidy: copy what you keep). */
+export type HeadTrace = (name: string, value: tf.Tensor) => void;
+
 export interface Head {
-  readonly kind: "mlp" | "cnn" | "attention";
+  readonly kind: "mlp" | "cnn" | "attention" | "difformer";
   /** JSON-serialisable description of the architecture (recorded in checkpoints, compared on resume). */
   readonly config: Record<string, unknown>;
   /** Shape of one input row, channel-major. */
@@ -20,8 +23,11 @@ export interface Head {
   readonly numClasses: number;
   /** Trainable parameters, in a fixed order, by name. */
   readonly params: ReadonlyArray<{ name: string; variable: tf.Variable }>;
-  /** Logits [n, numClasses] for rows [n, rowSize(inShape)]. Call inside tf.tidy. */
-  apply(x: tf.Tensor2D): tf.Tensor2D;
+  /**
+   * Logits [n, numClasses] for rows [n, rowSize(inShape)]. Call inside tf.tidy. `trace`, where a head
+   * supports it (attention, DifFormer), is called with named intermediates (for reference checks).
+   */
+  apply(x: tf.Tensor2D, trace?: HeadTrace): tf.Tensor2D;
   dispose(): void;
 }
 

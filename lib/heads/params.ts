@@ -78,6 +78,43 @@ export function attentionParams(mapShape: readonly number[], numClasses: number,
 }
 
 /**
+ * The DifFormer head (lib/heads/difformer.ts; the official AttentionFusion over several blocks and
+ * timesteps): per map an adaptive pool to min(size, prePool), LayerNorm over [C, s, s] and a 1x1 conv
+ * to `dim`; one transformer shared by all timesteps; the CLS outputs of all timesteps into one dense.
+ */
+export interface DifFormerConfig {
+  dim: number;
+  heads: number;
+  mlpRatio: number;
+  /** Transformer blocks. */
+  blocks: number;
+  /** Pooled side = min(map side, prePool) (the official `pre_pool_size`). */
+  prePool: number;
+  /** [C, H, W] of each chosen block's map, in token order. */
+  maps: number[][];
+  /** How many timesteps' feature sets a row holds (timestep-major). */
+  timesteps: number;
+  /**
+   * Which maps share a pre-layer (equal keys share; the official code keys its pre-layers by block
+   * number, so a block read in both passes shares one). Default: one per map.
+   */
+  preLayerKeys?: string[];
+}
+
+/** Pre-layers (2*C*s^2 + C*dim + dim each, once per distinct key) + CLS + blocks + dense(T*dim -> K). */
+export function difformerParams(numClasses: number, cfg: DifFormerConfig): number {
+  const keys = cfg.preLayerKeys ?? cfg.maps.map((_, i) => String(i));
+  const seen = new Set<string>();
+  let pre = 0;
+  cfg.maps.forEach(([c, h, w], i) => {
+    if (seen.has(keys[i])) return;
+    seen.add(keys[i]);
+    pre += 2 * c * Math.min(h, cfg.prePool) * Math.min(w, cfg.prePool) + denseParams(c, cfg.dim);
+  });
+  return pre + cfg.dim + cfg.blocks * attentionBlockParams(cfg.dim, cfg.mlpRatio) + denseParams(cfg.dim * cfg.timesteps, numClasses);
+}
+
+/**
  * The MLP hidden widths that reproduce the paper's Fig. 1 counts (widths are not published): one hidden
  * layer of 2000 units (pool 1: 4.05M, pool 2: 10.20M, pool 4: 34.77M) and two of 2000 (pool 2: 14.20M).
  * The figure reads ~1-2% low at these sizes, as it does for the linear heads whose counts are exact

@@ -24,6 +24,7 @@ import { conv2d, linear, normSilu, silu, timestepEmbedding } from "./layers";
 import { expectedParameterShapes } from "./parameters";
 import { BlockSpec, buildPlan, ModuleSpec, UNetPlan } from "./plan";
 import { downsample, upsample } from "./resample";
+import { resizeBilinear } from "../resize";
 import { NormParams, resBlock } from "./resblock";
 import { UNetWeights, WeightOptions } from "./weights";
 import { parameterSpecs } from "./parameters";
@@ -41,6 +42,13 @@ export interface ForwardOptions {
    * Default: true when `capture` is given and does not include "out"; false otherwise.
    */
   stopEarly?: boolean;
+  /**
+   * DifFeed's second pass (./feedback.ts): NHWC maps added to the outputs of input blocks, keyed by module
+   * name or paper number. Each map is resized bilinearly (align_corners False) to the block's output size
+   * and added to it; the sum goes on to the next block and is pushed as the skip. The caller keeps
+   * ownership of the maps; gradients flow through them.
+   */
+  addToInputBlocks?: ReadonlyMap<string | number, tf.Tensor4D>;
 }
 
 export interface ForwardResult {
@@ -140,6 +148,7 @@ export class UNet {
       if (s === "out") wantOut = true;
       else wanted.add(parseBlock(c, s).name);
     }
+    const added = this.resolveAdded(opts.addToInputBlocks, batch);
     const stopEarly = opts.stopEarly ?? (opts.capture !== undefined && !wantOut);
     let last = blocks.length - 1;
     if (stopEarly) {
@@ -172,6 +181,12 @@ export class UNet {
           next = this.runBlock(b, cat, cond, true);
         } else {
           next = this.runBlock(b, h, cond, false);
+          const extra = added.get(b.name);
+          if (extra) {
+            const raw = next;
+            next = tf.tidy(() => raw.add(resizeBilinear(extra, raw.shape[1], raw.shape[2])));
+            raw.dispose();
+          }
           if (b.section === "input") hs.push(next);
           else if (owned(h)) h.dispose();
         }
@@ -197,6 +212,20 @@ export class UNet {
       if (owned(h)) h.dispose();
       for (const v of hs) if (v !== x) v.dispose();
     }
+  }
+
+  private resolveAdded(maps: ReadonlyMap<string | number, tf.Tensor4D> | undefined, batch: number): Map<string, tf.Tensor4D> {
+    const out = new Map<string, tf.Tensor4D>();
+    for (const [key, m] of maps ?? []) {
+      const b = parseBlock(this.config, key);
+      if (b.section !== "input") throw new Error(`addToInputBlocks: block ${key} is ${b.name}; maps can only be added to input blocks (1..${this.plan.blocks.filter((x) => x.section === "input").length})`);
+      if (out.has(b.name)) throw new Error(`addToInputBlocks: two maps for ${b.name}`);
+      if (m.rank !== 4 || m.shape[0] !== batch || m.shape[3] !== b.outCh) {
+        throw new Error(`addToInputBlocks: the map for ${b.name} has shape [${m.shape.join(", ")}]; expected NHWC [${batch}, h, w, ${b.outCh}]`);
+      }
+      out.set(b.name, m);
+    }
+    return out;
   }
 
   private checkLabels(y: number[] | undefined, batch: number): number[] | null {
