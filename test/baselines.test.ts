@@ -17,7 +17,10 @@ import { Dcgan, GAN_WEIGHTS, trainGan } from "../lib/train/baselines/gan-trainer
 import { EncoderClassifier, LabelledData, stratifiedHoldout, SUPERVISED_WEIGHTS, trainSupervised } from "../lib/train/baselines/supervised-trainer";
 import { cleanImageExtractor, discriminatorModel, ganExtractor, supervisedExtractor } from "../lib/train/baselines/extractor";
 import { CsvLog } from "../lib/train/baselines/train-loop";
-import { chooseOnValidation } from "../lib/train/baselines/probe";
+import { chooseSetting } from "../lib/train/baselines/probe";
+import { memorySource as memoryImages } from "../lib/features/store/images";
+import { validationSplit } from "../lib/experiments/protocol/split";
+import { probeTraining } from "../lib/experiments/protocol/select";
 
 const TINY_UNET = {
   image_size: 8, in_channels: 1, num_channels: 32, num_res_blocks: 1, channel_mult: "1,2", attention_resolutions: "4",
@@ -267,16 +270,17 @@ describe("baselines (GAN, supervised encoder)", function () {
         const labels = Int32Array.from({ length: n }, (_, i) => i % 2);
         const data = new Float32Array(n * 64);
         labels.forEach((l, i) => data.fill(l ? 0.5 : -0.5, i * 64, (i + 1) * 64));
-        return { split, images: { data, shape: [n, 8, 8, 1] }, labels, ids: labels.map((_, i) => i + off).reduce((a: string[], v) => [...a, `img${v}`], []) };
+        return memoryImages({ dataset: "toy", split, preprocessing: "none", images: { data, shape: [n, 8, 8, 1] }, labels, ids: Array.from(labels, (_, i) => `img${i + off}`) });
       };
       const root = tmpDir();
-      const data = { fit: make(20, "fit", 0), val: make(10, "val", 100), test: make(10, "test", 200), dataset: "toy", preprocessing: "none", numClasses: 2 };
-      const cands = [{ block: "bad", t: 0, pool: { kind: "global" as const } }, { block: "good", t: 0, pool: { kind: "global" as const } }];
-      const r = await chooseOnValidation("toy", cleanImageExtractor(model, "toy-model"), data, cands, { store: root, probe: { epochs: 30, learningRate: 0.05 } });
-      assert.equal(r.chosen.module, "good");
+      const train = make(30, "train", 0);
+      const data = { train, test: make(10, "test", 200), split: validationSplit(train.labels!, { seed: 0, fraction: 1 / 3 }), numClasses: 2 };
+      const grid = { blocks: [2, 1], timesteps: [0], pools: [1, 2] };
+      const r = await chooseSetting("toy", cleanImageExtractor(model, "toy-model"), data, grid, { root, training: probeTraining(0, { epochs: 30, optimizer: { kind: "adam", lr: 0.05, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-4 } }), showProgress: false });
+      assert.equal(r.chosen.block!.module, "good");
       assert.equal(r.chosen.valAcc, 1);
       assert.equal(r.chosen.testAcc, 1);
-      assert.equal(r.candidates.length, 2);
+      assert.equal(r.grid.length, 4, "2 blocks x 2 pools, from one stored side (2x2)");
       const testSets = fs.readdirSync(root, { recursive: true } as never).map(String).filter((f) => /toy-test-b\d/.test(f) && !f.includes("/"));
       assert.deepEqual(testSets.map((f) => f.split("-")[2]), ["b1"], `test sets: ${testSets.join(", ")}`);
       fs.rmSync(root, { recursive: true, force: true });

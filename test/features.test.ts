@@ -6,7 +6,8 @@ import * as tf from "@tensorflow/tfjs";
 import { selectBackend } from "../lib/model/backend";
 import { createUNetConfig, UNetConfig } from "../lib/model/unet/config";
 import { UNet } from "../lib/model/unet/model";
-import { extractFeatures, featureMatrix, FeatureModel, imageNoise, qSampleInto, noiseStream, FeatureOptions, concatBatches, scheduleData } from "../lib/features/extract";
+import { qSampleCoefficients, qSampleInto as qSampleOne } from "../lib/model/diffusion/q-sample";
+import { extractFeatures, featureMatrix, FeatureModel, imageNoise, noiseStream, FeatureOptions, concatBatches, scheduleData } from "../lib/features/extract";
 import { NoiseSchedule } from "../lib/model/diffusion/schedule";
 import { poolNHWC } from "../lib/features/pooling";
 import { readNpy, npyToFloat32 } from "../lib/model/npy";
@@ -38,6 +39,11 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
 
 const rows = (m: { data: Float32Array; dim: number }, i: number) => m.data.subarray(i * m.dim, (i + 1) * m.dim);
 
+const qk = (abar: number): [number, number] => {
+  const c = qSampleCoefficients(abar);
+  return [c.signal, c.noise];
+};
+
 describe("features", function () {
   this.timeout(120000);
   let config: UNetConfig;
@@ -64,7 +70,7 @@ describe("features", function () {
       const t = Array.from((await readNpy(path.join(dir, "t.npy"))).data as Int32Array);
       const per = x0.length / t.length;
       const out = new Float32Array(x0.length);
-      t.forEach((ti, i) => qSampleInto(out.subarray(i * per, (i + 1) * per), x0.subarray(i * per, (i + 1) * per), eps.subarray(i * per, (i + 1) * per), ref[ti]));
+      t.forEach((ti, i) => qSampleOne(out.subarray(i * per, (i + 1) * per), x0.subarray(i * per, (i + 1) * per), eps.subarray(i * per, (i + 1) * per), ...qk(ref[ti])));
       assert.equal(maxDiff(out, xt), 0);
     });
 
@@ -97,7 +103,7 @@ describe("features", function () {
         const eps = new Float32Array(per);
         for (let i = 0; i < 3; i++) {
           imageNoise(eps, 11, String(i), t);
-          qSampleInto(xt.subarray(i * per, (i + 1) * per), imgs.data.subarray(i * per, (i + 1) * per), eps, abar[t]);
+          qSampleOne(xt.subarray(i * per, (i + 1) * per), imgs.data.subarray(i * per, (i + 1) * per), eps, ...qk(abar[t]));
         }
         const x = tf.tensor4d(xt, [3, 32, 32, 3]);
         const res = model.forward(x, [t, t, t], { capture: ["input_blocks.1", "output_blocks.1"] });
@@ -209,7 +215,7 @@ describe("features", function () {
         const eps = new Float32Array(per);
         for (let i = 0; i < 2; i++) {
           imageNoise(eps, 4, String(i), 300, d);
-          qSampleInto(xt.subarray(i * per, (i + 1) * per), imgs.data.subarray(i * per, (i + 1) * per), eps, abar[300]);
+          qSampleOne(xt.subarray(i * per, (i + 1) * per), imgs.data.subarray(i * per, (i + 1) * per), eps, ...qk(abar[300]));
         }
         const x = tf.tensor4d(xt, [2, 32, 32, 3]);
         const res = model.forward(x, [300, 300], { capture: ["input_blocks.3"] });

@@ -20,6 +20,7 @@ import * as tf from "@tensorflow/tfjs";
 import { createHash, randomInt } from "crypto";
 import { Rng } from "../rng";
 import { NoiseSchedule } from "../model/diffusion/schedule";
+import { qSampleCoefficients, qSampleInto } from "../model/diffusion/q-sample";
 import type { UNetConfig } from "../model/unet/config";
 import type { UNetEngine } from "../model/engines/engine";
 import { parseBlock } from "../model/unet/blocks";
@@ -161,17 +162,6 @@ export function scheduleData(schedule: ScheduleLike | undefined): { alphasCumpro
   if (map && map.length !== a.length) throw new Error(`schedule: timestepMap has ${map.length} entries for ${a.length} steps`);
   const identity = !map || map.every((v, i) => v === i);
   return { alphasCumprod: Float64Array.from(a), ...(identity ? {} : { timestepMap: [...map!] }) };
-}
-
-/**
- * x_t = float32(sqrt(abar_t)) * x0 + float32(sqrt(1 - abar_t)) * eps, each product rounded to float32
- * as in guided-diffusion's q_sample (coefficients taken from float64 then cast).
- */
-export function qSampleInto(out: Float32Array, x0: Float32Array, eps: Float32Array, abar: number): Float32Array {
-  const a = Math.fround(Math.sqrt(abar));
-  const b = Math.fround(Math.sqrt(1 - abar));
-  for (let i = 0; i < out.length; i++) out[i] = Math.fround(a * x0[i]) + Math.fround(b * eps[i]);
-  return out;
 }
 
 /** A checked request: blocks (in the order asked, duplicates dropped), timesteps, pooling, noise, schedule. */
@@ -329,7 +319,8 @@ export async function extractFeatures(model: FeatureModel | UNetEngine, images: 
     for (let d = 0; d < draws; d++) {
       idx.forEach((i, j) => {
         imageNoise(eps, seed, keys[i], t, d);
-        qSampleInto(xt.subarray(j * per, (j + 1) * per), data.subarray(i * per, (i + 1) * per), eps, plan.abar[t]);
+        const k = qSampleCoefficients(plan.abar[t]);
+        qSampleInto(xt.subarray(j * per, (j + 1) * per), data.subarray(i * per, (i + 1) * per), eps, k.signal, k.noise);
       });
       const modelT = plan.timestepMap ? plan.timestepMap[t] : t;
       const pooled = await forwardPooled(model, xt, [m, h, w, c], modelT, capture, plan.pool, opts.y ? idx.map((i) => opts.y![i]) : undefined);

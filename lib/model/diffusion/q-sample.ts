@@ -16,6 +16,23 @@ export function qSample<T extends tf.Tensor>(schedule: NoiseSchedule, x0: T, t: 
   return tf.tidy(() => tf.add(tf.mul(x0, tf.tensor(signal, bshape)), tf.mul(eps, tf.tensor(noise, bshape)))) as T;
 }
 
+/**
+ * The one forward-noising loop: one sample's x_t = float32(signal * x0 + noise * eps), each product rounded
+ * to float32 (signal = float32(sqrt(acp[t])), noise = float32(sqrt(1 - acp[t]))), into `out`.
+ */
+export function qSampleInto(out: Float32Array, x0: Float32Array, eps: Float32Array, signal: number, noise: number): Float32Array {
+  if (x0.length !== out.length || eps.length !== out.length) throw new Error(`q_sample: x0 has ${x0.length} values, noise ${eps.length}, out ${out.length}`);
+  const f = Math.fround;
+  const a = f(signal), b = f(noise);
+  for (let i = 0; i < out.length; i++) out[i] = f(f(a * x0[i]) + f(b * eps[i]));
+  return out;
+}
+
+/** The float32 coefficients of one step from alphas_cumprod (float64): sqrt(abar), sqrt(1 - abar). */
+export function qSampleCoefficients(abar: number): { signal: number; noise: number } {
+  return { signal: Math.fround(Math.sqrt(abar)), noise: Math.fround(Math.sqrt(1 - abar)) };
+}
+
 /** q_sample on flat float32 arrays ([N, ...] row-major, N = t.length); same float32 rounding as the tensor version. */
 export function qSampleArray(schedule: NoiseSchedule, x0: Float32Array, t: ArrayLike<number>, eps: Float32Array): Float32Array {
   if (x0.length !== eps.length) throw new Error(`q_sample: x0 has ${x0.length} values, noise ${eps.length}`);
@@ -23,10 +40,9 @@ export function qSampleArray(schedule: NoiseSchedule, x0: Float32Array, t: Array
   const { signal, noise } = schedule.coefficients(t);
   const per = x0.length / t.length;
   const out = new Float32Array(x0.length);
-  const f = Math.fround;
-  for (let i = 0; i < x0.length; i++) {
-    const s = Math.floor(i / per);
-    out[i] = f(f(signal[s] * x0[i]) + f(noise[s] * eps[i]));
+  for (let s = 0; s < t.length; s++) {
+    const r = [s * per, (s + 1) * per] as const;
+    qSampleInto(out.subarray(...r), x0.subarray(...r), eps.subarray(...r), signal[s], noise[s]);
   }
   return out;
 }
