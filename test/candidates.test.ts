@@ -16,6 +16,8 @@ import { pixelCandidate, storedCandidates } from "../lib/experiments/candidates"
 import { probeTraining, selectAndTest } from "../lib/experiments/protocol/select";
 import { validationSplit } from "../lib/experiments/protocol/split";
 import { Rng } from "../lib/rng";
+import { loadModel } from "../lib/model/load-model";
+import { extractFeatures, featureMatrix } from "../lib/features/extract";
 
 const TINY = {
   image_size: 16, in_channels: 1, num_channels: 32, num_res_blocks: 1, channel_mult: "1,2",
@@ -116,5 +118,42 @@ describe("pipeline: stored sets as candidates", function () {
     const sel = await selectAndTest("raw pixels", [c], { split, training: probeTraining(0, { epochs: 20, batchSize: 16 }), showProgress: false });
     assert.equal(sel.chosen.dim, 256);
     assert.ok(sel.chosen.testAcc > 0.9, `test ${sel.chosen.testAcc}`);
+  });
+
+  it("a class-conditional U-Net gets each image's label through the store (and the key says so)", async function () {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "candidates-cond-"));
+    try {
+      const src = { config: { ...TINY, class_cond: true }, seed: 5 };
+      const images = stripes(12, 3, "train");
+      const jobs = [{ blocks: [2], timesteps: [100], pool: 2 as const }];
+      const extractor = createExtractor(src, { engine: "tfjs", workers: 1, batchSize: 5 });
+      let sets, relabelled;
+      const swapped = memoryImages({ ...images, images: await images.load(0, 12), labels: images.labels!.map((l) => 1 - l) });
+      try {
+        await assert.rejects(runPlan({ root, extractor, images: { ...images, labels: null }, jobs, conditionOnLabels: true }), /has no labels for a class-conditional model/);
+        sets = await runPlan({ root, extractor, images, jobs, conditionOnLabels: true, partRows: 8 });
+        relabelled = await runPlan({ root, extractor, images: swapped, jobs, conditionOnLabels: true, partRows: 8 });
+      } finally {
+        await extractor.close();
+      }
+      assert.match(sets[0].set.key.conditioning!, /^labels:[0-9a-f]{16}$/);
+      assert.notEqual(relabelled[0].set.key.conditioning, sets[0].set.key.conditioning);
+      // the same rows as the model run directly with those labels
+      const model = await loadModel(src);
+      const direct = await extractFeatures(model, await images.load(0, 12), {
+        blocks: [2], timesteps: [100], pool: { kind: "adaptive", size: 2 }, noise: { policy: "seeded", seed: 0 }, ids: images.ids, y: Array.from(images.labels!),
+      });
+      model.dispose?.();
+      const want = featureMatrix(direct, 2, 100).data;
+      const got = sets[0].set.matrix();
+      let worst = 0;
+      want.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - got[i]))));
+      assert.ok(worst < 1e-4, `max |stored - direct| ${worst}`);
+      // other labels, other features: the labels reached the model
+      const other = relabelled[0].set.matrix();
+      assert.ok(other.some((v, i) => Math.abs(v - got[i]) > 1e-3), "relabelled images gave the same features");
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
   });
 });

@@ -105,6 +105,8 @@ export interface RunPlanOptions {
   dtype?: StoreDtype;
   partRows?: number;
   label?: string;
+  /** Class-conditional models: the images' labels go to the model (lib/features/store/extract.ts). */
+  conditionOnLabels?: boolean;
 }
 
 /** Run every job over `images` into the store (parts already stored are skipped); the sets with what they hold. */
@@ -113,7 +115,7 @@ export async function runPlan(opts: RunPlanOptions): Promise<StoredSet[]> {
   for (const [k, j] of opts.jobs.entries()) {
     const r = await extractToStore({
       root: opts.root, extractor: opts.extractor, images: opts.images, blocks: blockNumbers(j), timesteps: j.timesteps, pool: poolSpecOf(j.pool), noise: opts.noise ?? PLAN_NOISE,
-      dtype: opts.dtype, partRows: opts.partRows, progress: `${opts.label ?? opts.images.dataset}/${opts.images.split}: job ${k + 1}/${opts.jobs.length}`,
+      dtype: opts.dtype, partRows: opts.partRows, conditionOnLabels: opts.conditionOnLabels, progress: `${opts.label ?? opts.images.dataset}/${opts.images.split}: job ${k + 1}/${opts.jobs.length}`,
     });
     for (const set of r.sets) {
       const shape = set.manifest.rowShape;

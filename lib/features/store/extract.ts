@@ -13,7 +13,7 @@ import { progress } from "../../display/progress";
 import type { FeatureExtractor, FeatureRequest } from "./extractor";
 import type { ImageSource } from "./images";
 import type { FeatureSetKey, StoreDtype } from "./key";
-import { imageListId } from "./key";
+import { imageListId, labelsId } from "./key";
 import { Shard, shardParts } from "./shard";
 import { DEFAULT_PART_ROWS, FeatureSet } from "./store";
 
@@ -30,6 +30,8 @@ export interface ExtractJob extends FeatureRequest {
   progress?: boolean | string;
   /** Polled between parts; true stops after the current part. */
   shouldStop?: () => boolean;
+  /** Class-conditional models: each image's label from the source goes to the model (and into the key). */
+  conditionOnLabels?: boolean;
 }
 
 export interface ExtractResult {
@@ -73,6 +75,7 @@ export function jobKeys(job: Omit<ExtractJob, "root">): { key: FeatureSetKey; di
         split: job.images.split,
         images: imageListId(job.images.ids),
         dtype: job.dtype ?? "float32",
+        ...(job.conditionOnLabels && job.images.labels ? { conditioning: labelsId(job.images.labels) } : {}),
       };
       out.push({ key, dim: b.dim, rowShape: b.rowShape });
     }
@@ -89,6 +92,7 @@ export function openJobSets(job: ExtractJob): FeatureSet[] {
 
 /** Fill the job's sets (this shard's parts); see the module comment. */
 export async function extractToStore(job: ExtractJob): Promise<ExtractResult> {
+  if (job.conditionOnLabels && !job.images.labels) throw new Error(`extract: ${job.images.dataset}/${job.images.split} has no labels for a class-conditional model`);
   const sets = openJobSets(job);
   for (const s of sets) s.removeStaleTemporaries();
   const mine = shardParts(sets[0].parts, job.shard);
@@ -109,7 +113,8 @@ export async function extractToStore(job: ExtractJob): Promise<ExtractResult> {
       }
       const [s, e] = sets[0].partRange(p);
       const images = await job.images.load(s, e);
-      const batch = await job.extractor.extract(images, job.images.ids.slice(s, e), req);
+      const y = job.conditionOnLabels ? Array.from(job.images.labels!.subarray(s, e)) : undefined;
+      const batch = await job.extractor.extract(images, job.images.ids.slice(s, e), y ? { ...req, y } : req);
       for (const set of todo.get(p)!) set.writePart(p, featureMatrix(batch, set.key.module, set.key.t).data);
       computed++;
       bar?.tick(e - s, { part: `${computed}/${parts.length}` });

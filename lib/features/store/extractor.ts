@@ -24,6 +24,8 @@ export interface FeatureRequest {
   pool: PoolSpec;
   noise: NoisePolicy;
   schedule?: ScheduleLike;
+  /** Class labels of the images of this call, for class-conditional models (the store passes them). */
+  y?: number[];
 }
 
 /** A pooled row of one block: module name, paper number, values per row and the row's [C, rows, cols]. */
@@ -102,9 +104,10 @@ export function workerExtractor(model: ModelSource, opts: { workers?: number; ba
       const batches = [];
       for (let s = 0; s < n; s += batchSize) {
         const e = Math.min(n, s + batchSize);
-        batches.push({ images: { data: images.data.subarray(s * per, e * per), shape: [e - s, h, w, c] }, ids: ids.slice(s, e) });
+        batches.push({ images: { data: images.data.subarray(s * per, e * per), shape: [e - s, h, w, c] }, ids: ids.slice(s, e), ...(req.y ? { y: req.y.slice(s, e) } : {}) });
       }
-      return pool.extractAll(batches, { ...req, progress: false });
+      const { y: _labels, ...rest } = req;
+      return pool.extractAll(batches, { ...rest, progress: false });
     },
     engine: () => tfjsRecord(opts.backend ?? "wasm", `${opts.workers ?? "one per core"} worker thread(s)`),
     close: () => pool.close(),
@@ -123,7 +126,7 @@ export function modelExtractor(model: FeatureModel, modelId: string, opts: { bat
       const parts: FeatureBatch[] = [];
       for (let s = 0; s < n; s += batchSize) {
         const e = Math.min(n, s + batchSize);
-        parts.push(await extractFeatures(model, { data: images.data.subarray(s * per, e * per), shape: [e - s, h, w, c] }, { ...req, ids: ids.slice(s, e) }));
+        parts.push(await extractFeatures(model, { data: images.data.subarray(s * per, e * per), shape: [e - s, h, w, c] }, { ...req, ids: ids.slice(s, e), y: req.y?.slice(s, e) }));
       }
       return concatBatches(parts);
     },
@@ -169,7 +172,7 @@ export function engineExtractor(model: ModelSource, opts: { engine?: string; bat
       const parts: FeatureBatch[] = [];
       for (let s = 0; s < n; s += batchSize) {
         const e = Math.min(n, s + batchSize);
-        parts.push(await extractFeatures(engine, { data: images.data.subarray(s * per, e * per), shape: [e - s, h, w, c] }, { ...req, ids: ids.slice(s, e) }));
+        parts.push(await extractFeatures(engine, { data: images.data.subarray(s * per, e * per), shape: [e - s, h, w, c] }, { ...req, ids: ids.slice(s, e), y: req.y?.slice(s, e) }));
       }
       return concatBatches(parts);
     },

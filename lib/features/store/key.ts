@@ -30,10 +30,17 @@ export interface FeatureSetKey {
   /** imageListId of the set's image ids, in row order ("n1500:1a2b3c4d5e6f7a8b"). */
   images: string;
   dtype: StoreDtype;
+  /** "labels:<hash of the labels>": a class-conditional model was given each image's label (absent: unconditional). */
+  conditioning?: string;
 }
 
 /** Version of the key scheme and on-disk layout (part of every set id). */
 export const STORE_FORMAT = "diffprobe-feature-set/2";
+
+/** Identity of the labels a class-conditional model was given: "labels:" and 16 hex digits of their SHA-256. */
+export function labelsId(labels: ArrayLike<number>): string {
+  return `labels:${createHash("sha256").update(Array.from(labels).join(",")).digest("hex").slice(0, 16)}`;
+}
 
 /** Identity of an image list: its length and 16 hex digits of a SHA-256 of the ids in order. */
 export function imageListId(ids: readonly string[]): string {
@@ -42,7 +49,7 @@ export function imageListId(ids: readonly string[]): string {
   return `n${ids.length}:${h.digest("hex").slice(0, 16)}`;
 }
 
-const FIELDS: { [K in keyof FeatureSetKey]: "string" | "integer" } = {
+const FIELDS: { [K in Exclude<keyof FeatureSetKey, "conditioning">]: "string" | "integer" } = {
   model: "string", schedule: "string", block: "integer", module: "string", t: "integer", pool: "string",
   noise: "string", preprocessing: "string", dataset: "string", split: "string", images: "string", dtype: "string",
 };
@@ -55,7 +62,8 @@ export function checkKey(key: FeatureSetKey): FeatureSetKey {
     const ok = kind === "integer" ? Number.isSafeInteger(v) && (v as number) >= 0 : typeof v === "string" && v.length > 0;
     if (!ok) throw new Error(`feature-set key: field "${name}" must be ${kind === "integer" ? "a non-negative integer" : "a non-empty string"}, got ${JSON.stringify(v)}`);
   }
-  for (const name of Object.keys(key)) if (!(name in FIELDS)) throw new Error(`feature-set key: unknown field "${name}" (fields: ${Object.keys(FIELDS).join(", ")})`);
+  for (const name of Object.keys(key)) if (!(name in FIELDS) && name !== "conditioning") throw new Error(`feature-set key: unknown field "${name}" (fields: ${Object.keys(FIELDS).join(", ")}, conditioning)`);
+  if (key.conditioning !== undefined && !/^labels:[0-9a-f]{16}$/.test(key.conditioning)) throw new Error(`feature-set key: conditioning must be "labels:<16 hex digits>" or absent, got ${JSON.stringify(key.conditioning)}`);
   if (key.dtype !== "float32" && key.dtype !== "float16") throw new Error(`feature-set key: dtype must be "float32" or "float16", got ${JSON.stringify(key.dtype)}`);
   if (key.noise === "fresh") throw new Error('feature-set key: "fresh" noise gives new numbers on every run and cannot be stored (use seeded or ensemble noise)');
   return key;
@@ -64,7 +72,9 @@ export function checkKey(key: FeatureSetKey): FeatureSetKey {
 /** The key as JSON with its fields in a fixed order (the same text whatever the property order). */
 export function canonicalKey(key: FeatureSetKey): string {
   checkKey(key);
-  return JSON.stringify(Object.fromEntries(Object.keys(FIELDS).map((k) => [k, key[k as keyof FeatureSetKey]])));
+  // an unconditional key has no "conditioning" field, so its id is the one it always had
+  const names = [...Object.keys(FIELDS), ...(key.conditioning ? ["conditioning"] : [])];
+  return JSON.stringify(Object.fromEntries(names.map((k) => [k, key[k as keyof FeatureSetKey]])));
 }
 
 /** The set's id: SHA-256 (hex) of the format tag and the canonical key. */
