@@ -1,7 +1,6 @@
 import { strict as assert } from "assert";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import {
   allPairs, checkCkaFolder, CkaFixtureError, crossPairs, FeatureRows, hsicBiased, hsicUnbiased, hsicUnbiasedFull, linearCka, LinearCka,
@@ -14,6 +13,7 @@ import {
 import { poolNHWC } from "../lib/features/pooling";
 import * as vl from "vega-lite";
 import { sharedOrSkip } from "./helpers/shared";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 const ROOT = path.resolve(__dirname, "..");
 const UNEVEN = path.join(ROOT, "test", "fixtures", "cka-uneven");
@@ -140,7 +140,7 @@ describe("CKA (lib/metrics/cka)", () => {
     });
 
     it("a reference value moved by 1e-5 fails its line (the check can fail)", async () => {
-      const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "cka-"));
+      const tmp = tempDir("cka");
       try {
         for (const f of fs.readdirSync(UNEVEN)) fs.copyFileSync(path.join(UNEVEN, f), path.join(tmp, f));
         const m = JSON.parse(fs.readFileSync(path.join(tmp, "manifest.json"), "utf8"));
@@ -149,7 +149,7 @@ describe("CKA (lib/metrics/cka)", () => {
         const report = await checkCkaFolder(tmp);
         assert.deepEqual(report.lines.filter((l) => !l.pass).map((l) => `${l.case} ${l.quantity}`), ["uneven-independent minibatch_cka[25]"]);
       } finally {
-        fs.rmSync(tmp, { recursive: true, force: true });
+        removeTempDir(tmp);
       }
     });
   });
@@ -319,7 +319,7 @@ describe("CKA (lib/metrics/cka)", () => {
     });
 
     it("fixture folders: a missing file or key is a CkaFixtureError naming it", async () => {
-      const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "cka-"));
+      const tmp = tempDir("cka");
       try {
         await assert.rejects(checkCkaFolder(tmp), (e: Error) => e instanceof CkaFixtureError && /manifest\.json: missing/.test(e.message));
         for (const f of fs.readdirSync(UNEVEN)) fs.copyFileSync(path.join(UNEVEN, f), path.join(tmp, f));
@@ -335,7 +335,7 @@ describe("CKA (lib/metrics/cka)", () => {
         fs.copyFileSync(path.join(UNEVEN, "uneven-independent-y.npy"), path.join(tmp, "uneven-independent-y.npy"));
         await assert.rejects(checkCkaFolder(tmp), /uneven-related-x\.npy: 12 columns, but case "uneven-related" says "dx": 13/);
       } finally {
-        fs.rmSync(tmp, { recursive: true, force: true });
+        removeTempDir(tmp);
       }
     });
   });

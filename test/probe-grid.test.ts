@@ -1,12 +1,12 @@
 import { strict as assert } from "assert";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { selectBackend } from "../lib/model/backend";
 import { pixelBaseline, probeGrid, pixelPredictions, LabelledImages, ProbeGridSpec } from "../lib/experiments/probe-grid";
 import { accuracy } from "../lib/metrics/classification";
 import { FeatureSet } from "../lib/features/store/store";
 import { Rng } from "../lib/rng";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 const TINY = {
   image_size: 16, in_channels: 1, num_channels: 32, num_res_blocks: 1, channel_mult: "1,2",
@@ -35,7 +35,7 @@ describe("probe grid", function () {
   });
 
   it("probes every (block, t) from the store; a rerun reads the stored features instead of recomputing them", async function () {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), "probe-grid-"));
+    const root = tempDir("probe-grid");
     try {
       const train = stripes(48, 1, 0);
       const test = stripes(24, 2, 1000);
@@ -102,7 +102,7 @@ describe("probe grid", function () {
       assert.deepEqual(again.map((r) => r.trainAcc), [0.5, 0.5, 0.5, 0.5]);
       assert.ok(rows.some((r) => r.trainAcc > 0.9), "the first run separated the training set");
     } finally {
-      fs.rmSync(root, { recursive: true, force: true });
+      removeTempDir(root);
     }
   });
 
