@@ -10,6 +10,7 @@ import {
   bestMatches, bestMatchLines, ckaHeatmapSpec, ckaPanelsSpec, ckaTable, CkaTable, PAPER_CKA, poolChannelMajorRows, sameBlockSpec, sameLabelDiagonal,
   tableCells, zipStreams,
 } from "../lib/metrics/cka/index";
+import { blockDepth, PAPER_CKA_BLOCKS, paperCkaBands, relativeDepth } from "../lib/metrics/cka/index";
 import { poolNHWC } from "../lib/features/pooling";
 import * as vl from "vega-lite";
 import { sharedOrSkip } from "./helpers/shared";
@@ -399,6 +400,47 @@ describe("CKA (lib/metrics/cka)", () => {
       vl.compile(panels as never);
       vl.compile(sameBlockSpec([{ panel: "ours", series: "t = 10", block: 1, cka: 0.5 }, { panel: "paper", series: "t = 10", block: 0, cka: 0.9 }], "same block") as never);
       assert.throws(() => ckaPanelsSpec([], "x"), /no tables/);
+    });
+
+    describe("the paper's findings as bands at relative depth (panels c, d, s, g)", () => {
+      const bands = paperCkaBands();
+      const range = (i: number) => Array.from({ length: i }, (_, k) => k + 1);
+      const within = (x: number) => bands.filter((b) => b.depthFrom <= x && x <= b.depthTo).map((b) => `${b.from}-${b.to}`);
+
+      it("reads the block and CKA ranges of PAPER_CKA.findings and the panels each speaks of", () => {
+        assert.equal(PAPER_CKA_BLOCKS, PAPER_CKA.sameBlockT90Vs.t10.length);
+        assert.deepEqual(bands.map((b) => [b.from, b.to, b.lo, b.hi, b.panels.join("")]), [
+          [0, 2, 0.78, 0.9, "cd"], [3, 9, 0.75, 0.89, "c"], [10, 16, 0.6, 0.84, "cd"], [17, 24, 0.57, 0.78, "cd"],
+        ]);
+        assert.deepEqual([bands[0].depthFrom, bands[0].depthTo], [-0.4 / 24, 2.4 / 24]);
+        assert.deepEqual([bands[3].depthFrom, bands[3].depthTo], [16.6 / 24, 24.4 / 24]);
+        assert.throws(() => paperCkaBands(["GD blocks 20-30 match x (0.1-0.2)"]), /blocks outside the figure's 0\.\.24/);
+      });
+
+      it("a model with the figure's 25 blocks lands each block in the band that names it", () => {
+        const ours = Array.from({ length: 25 }, (_, i) => i);
+        for (const i of ours) {
+          const named = bands.filter((b) => b.from <= i && i <= b.to).map((b) => `${b.from}-${b.to}`);
+          assert.deepEqual(within(blockDepth(i, ours)), named, `block ${i}`);
+        }
+      });
+
+      it("the embedded U-Net (13 blocks) and ADM-256 (37): first, middle and last blocks fall in the first, middle and last bands", () => {
+        for (const n of [13, 37]) {
+          const ours = range(n); // block numbers 1..n, as blockTable numbers them
+          assert.deepEqual(within(blockDepth(1, ours)), ["0-2"], `${n} blocks: first`);
+          assert.deepEqual(within(blockDepth((n + 1) / 2, ours)), ["10-16"], `${n} blocks: middle`);
+          assert.deepEqual(within(blockDepth(n, ours)), ["17-24"], `${n} blocks: last`);
+        }
+      });
+
+      it("relative depth: 0 first, 1 last; errors name the block and the range", () => {
+        assert.deepEqual([0, 3, 6].map((i) => relativeDepth(i, 7)), [0, 0.5, 1]);
+        assert.equal(relativeDepth(0, 1), 0);
+        assert.throws(() => relativeDepth(7, 7), /position 7 is outside 0\.\.6/);
+        assert.throws(() => relativeDepth(0, 0), /count 0 must be a positive integer/);
+        assert.throws(() => blockDepth(99, [1, 2, 3]), /block 99 is not one of the model's blocks \(1, 2, 3\)/);
+      });
     });
 
     it("channel-major re-pooling equals pooling the NHWC map directly (PyTorch bins, float32)", () => {
