@@ -24,11 +24,6 @@ export function removeTempDir(dir: string): void {
   made.delete(dir);
 }
 
-/** The folders made by `tempDir` and not yet removed (for the helper's own test). */
-export function liveTempDirs(): string[] {
-  return [...made];
-}
-
 function removeAll(): void {
   for (const dir of made) {
     try {
