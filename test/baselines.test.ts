@@ -1,6 +1,5 @@
 import { strict as assert } from "assert";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { selectBackend } from "../lib/model/backend";
@@ -21,14 +20,13 @@ import { chooseSetting } from "../lib/train/baselines/probe";
 import { memorySource as memoryImages } from "../lib/features/store/images";
 import { validationSplit } from "../lib/experiments/protocol/split";
 import { probeTraining } from "../lib/experiments/protocol/select";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 const TINY_UNET = {
   image_size: 8, in_channels: 1, num_channels: 32, num_res_blocks: 1, channel_mult: "1,2", attention_resolutions: "4",
   num_head_channels: 32, resblock_updown: true, use_scale_shift_norm: true, learn_sigma: false,
 };
 const TINY_GAN = { zDim: 8, width: 4, imageSize: 32 as const, channels: 1 as const };
-
-const tmpDir = () => fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-baselines-"));
 
 function randomArray(n: number, seed: number, scale = 0.2): Float32Array {
   return new Rng(seed, 7).fillNormal(new Float32Array(n)).map((v) => v * scale);
@@ -67,7 +65,10 @@ describe("baselines (GAN, supervised encoder)", function () {
 
     it("the encoder-classifier has the embedded U-Net's encoder names and shapes, plus the head", async function () {
       const file = path.join(__dirname, "..", "assets", "fashion-mnist-ddpm", "ema.safetensors");
-      if (!fs.existsSync(file)) this.skip();
+      if (!fs.existsSync(file)) {
+        console.log(`      (skipped: ${file} is absent)`);
+        this.skip();
+      }
       const { tensors } = await readSafetensors(file);
       const cfg = createUNetConfig(DEFAULT_TRAIN_CONFIG.model);
       const specs = encoderClassifierSpecs(cfg, 10);
@@ -116,7 +117,7 @@ describe("baselines (GAN, supervised encoder)", function () {
 
     it("the encoder-classifier's blocks equal lib/model/unet's U-Net blocks given the same weights", async () => {
       const cfg = createUNetConfig(TINY_UNET);
-      const dir = tmpDir();
+      const dir = tempDir("baselines");
       const full = parameterSpecs(cfg).map((s, i) => ({ name: s.name, shape: s.shape, data: randomArray(s.shape.reduce((a, b) => a * b, 1), 100 + i) }));
       const file = path.join(dir, "unet.safetensors");
       await saveSafetensors(file, full, { format: "pt" });
@@ -140,31 +141,31 @@ describe("baselines (GAN, supervised encoder)", function () {
       tf.dispose([x, ours.logits!, ref.emb, ...ours.blocks.values(), ...ref.blocks.values()]);
       unet.dispose();
       for (const v of vars.values()) v.dispose();
-      fs.rmSync(dir, { recursive: true, force: true });
+      removeTempDir(dir);
     });
   });
 
   describe("training", () => {
     it("supervised: a few steps on a tiny batch lower the loss", async () => {
-      const dir = tmpDir();
+      const dir = tempDir("baselines");
       const r = await trainSupervised({ dir, data: tinyLabelled(12), config: { model: TINY_UNET, classes: 2, steps: 12, batchSize: 8, lr: 1e-3, valPerClass: 2, evalEvery: 0, checkpointEvery: 12 }, progress: false, log: () => undefined });
       const rows = new CsvLog(path.join(dir, "metrics.csv"), ["step", "loss", "train_acc"]).read();
       assert.equal(r.step, 12);
       const first = rows.slice(0, 3).reduce((a, q) => a + q.loss, 0) / 3;
       const last = rows.slice(-3).reduce((a, q) => a + q.loss, 0) / 3;
       assert.ok(last < first, `loss ${first} -> ${last}`);
-      fs.rmSync(dir, { recursive: true, force: true });
+      removeTempDir(dir);
     });
 
     it("GAN: the discriminator's loss falls in the first steps", async () => {
-      const dir = tmpDir();
+      const dir = tempDir("baselines");
       const data = syntheticBlobs(10, 32, 1);
       await trainGan({ dir, data, config: { model: TINY_GAN, steps: 6, batchSize: 8, lr: 2e-3, checkpointEvery: 6 }, progress: false, log: () => undefined });
       const rows = new CsvLog(path.join(dir, "metrics.csv"), ["step", "d_loss", "g_loss", "d_real", "d_fake"]).read();
       assert.equal(rows.length, 6);
       assert.ok(rows[5].d_loss < rows[0].d_loss, `D loss ${rows[0].d_loss} -> ${rows[5].d_loss}`);
       assert.ok(rows[5].d_real > rows[5].d_fake, "D tells real from fake");
-      fs.rmSync(dir, { recursive: true, force: true });
+      removeTempDir(dir);
     });
 
     it("GAN and supervised: a run stopped and resumed ends with the same weights as an uninterrupted run", async () => {
@@ -172,7 +173,7 @@ describe("baselines (GAN, supervised encoder)", function () {
       const ganData = syntheticBlobs(10, 32, 1);
       const ganCfg = { model: TINY_GAN, steps: 5, batchSize: 4, lr: 1e-3, checkpointEvery: 2 };
       const supCfg = { model: TINY_UNET, classes: 2, steps: 5, batchSize: 4, valPerClass: 2, evalEvery: 2, checkpointEvery: 2 };
-      const [a, b, c, d] = [tmpDir(), tmpDir(), tmpDir(), tmpDir()];
+      const [a, b, c, d] = [tempDir("baselines"), tempDir("baselines"), tempDir("baselines"), tempDir("baselines")];
       await trainGan({ dir: a, data: ganData, config: ganCfg, ...quiet });
       // b: stopped at step 3 like a crash (no stop checkpoint: resumes from step 2), then resumed.
       await trainGan({ dir: b, data: ganData, config: ganCfg, maxStepsThisCall: 3, checkpointOnStop: false, ...quiet });
@@ -185,11 +186,11 @@ describe("baselines (GAN, supervised encoder)", function () {
       assert.ok(fs.readFileSync(path.join(c, SUPERVISED_WEIGHTS)).equals(fs.readFileSync(path.join(d, SUPERVISED_WEIGHTS))), "supervised weights differ");
       assert.equal(fs.readFileSync(path.join(c, "eval.csv"), "utf8"), fs.readFileSync(path.join(d, "eval.csv"), "utf8"));
       await assert.rejects(trainGan({ dir: a, data: ganData, config: { ...ganCfg, lr: 5e-4 }, ...quiet }), /another configuration[\s\S]*lr/);
-      for (const x of [a, b, c, d]) fs.rmSync(x, { recursive: true, force: true });
+      for (const x of [a, b, c, d]) removeTempDir(x);
     });
 
     it("a run stopped early can be declared finished at its step (model.json and checkpoint.json say so)", async () => {
-      const dir = tmpDir();
+      const dir = tempDir("baselines");
       const data = syntheticBlobs(10, 32, 1);
       const cfg = { model: TINY_GAN, steps: 6, batchSize: 4, checkpointEvery: 10 };
       const quiet = { progress: false as const, log: () => undefined };
@@ -199,7 +200,7 @@ describe("baselines (GAN, supervised encoder)", function () {
       const m = JSON.parse(fs.readFileSync(path.join(dir, "model.json"), "utf8"));
       assert.deepEqual([m.step, m.steps, m.train.images_seen], [3, 3, 12]);
       assert.equal(JSON.parse(fs.readFileSync(path.join(dir, "checkpoint.json"), "utf8")).extra.config.steps, 3);
-      fs.rmSync(dir, { recursive: true, force: true });
+      removeTempDir(dir);
     });
 
     it("the stratified holdout takes the same number from each class and never overlaps the rest", () => {
@@ -216,7 +217,7 @@ describe("baselines (GAN, supervised encoder)", function () {
     const meanPool = (t: tf.Tensor4D) => tf.tidy(() => tf.mean(t, [1, 2]).dataSync() as Float32Array);
 
     it("the GAN extractor's rows equal the discriminator's layer, globally pooled; keyed by the file's sha256", async () => {
-      const dir = tmpDir();
+      const dir = tempDir("baselines");
       const gan = Dcgan.fresh(TINY_GAN, 3);
       const file = path.join(dir, GAN_WEIGHTS);
       await gan.save(file);
@@ -235,7 +236,7 @@ describe("baselines (GAN, supervised encoder)", function () {
       tf.dispose([...direct.layers.values(), direct.logits!]);
       await ex.close();
       gan.dispose();
-      fs.rmSync(dir, { recursive: true, force: true });
+      removeTempDir(dir);
     });
 
     it("a pool computed alongside (alsoPool) is served without a second forward pass and equals a direct request", async () => {
@@ -272,7 +273,7 @@ describe("baselines (GAN, supervised encoder)", function () {
         labels.forEach((l, i) => data.fill(l ? 0.5 : -0.5, i * 64, (i + 1) * 64));
         return memoryImages({ dataset: "toy", split, preprocessing: "none", images: { data, shape: [n, 8, 8, 1] }, labels, ids: Array.from(labels, (_, i) => `img${i + off}`) });
       };
-      const root = tmpDir();
+      const root = tempDir("baselines");
       const train = make(30, "train", 0);
       const data = { train, test: make(10, "test", 200), split: validationSplit(train.labels!, { seed: 0, fraction: 1 / 3 }), numClasses: 2 };
       const grid = { blocks: [2, 1], timesteps: [0], pools: [1, 2] };
@@ -283,11 +284,11 @@ describe("baselines (GAN, supervised encoder)", function () {
       assert.equal(r.grid.length, 4, "2 blocks x 2 pools, from one stored side (2x2)");
       const testSets = fs.readdirSync(root, { recursive: true } as never).map(String).filter((f) => /toy-test-b\d/.test(f) && !f.includes("/"));
       assert.deepEqual(testSets.map((f) => f.split("-")[2]), ["b1"], `test sets: ${testSets.join(", ")}`);
-      fs.rmSync(root, { recursive: true, force: true });
+      removeTempDir(root);
     });
 
     it("the supervised extractor's rows equal the encoder's block, adaptively pooled, in the U-Net's numbering", async () => {
-      const dir = tmpDir();
+      const dir = tempDir("baselines");
       const cfg = createUNetConfig(TINY_UNET);
       const net = EncoderClassifier.fresh(cfg, 2, 1);
       const file = path.join(dir, SUPERVISED_WEIGHTS);
@@ -303,7 +304,7 @@ describe("baselines (GAN, supervised encoder)", function () {
       tf.dispose([...direct.blocks.values()]);
       await ex.close();
       net.dispose();
-      fs.rmSync(dir, { recursive: true, force: true });
+      removeTempDir(dir);
     });
   });
 });

@@ -1,10 +1,10 @@
 import { strict as assert } from "assert";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { trainingBudget } from "../lib/train/budget";
 import { LossLog } from "../lib/train/loss-log";
 import { projectRoot } from "../lib/paths";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 const assets = path.join(projectRoot(), "assets");
 const manifest = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, "model.json"), "utf8"));
@@ -34,7 +34,7 @@ describe("training budget (steps, images seen, wall time of a run folder)", () =
   });
 
   it("step 0 costs nothing; a step without a log row has unknown time; a bad manifest names the file and key", () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-budget-"));
+    const dir = tempDir("budget");
     try {
       fs.writeFileSync(path.join(dir, "model.json"), JSON.stringify({ step: 7, train: { batch_size: 4 } }));
       const log = new LossLog(path.join(dir, "loss.csv"));
@@ -45,9 +45,9 @@ describe("training budget (steps, images seen, wall time of a run folder)", () =
       assert.deepEqual(trainingBudget(dir), { step: 7, batchSize: 4, imagesSeen: 28, seconds: null });
       fs.writeFileSync(path.join(dir, "model.json"), JSON.stringify({ step: 7, train: {} }));
       assert.throws(() => trainingBudget(dir), (e: Error) => e.message.includes(path.join(dir, "model.json")) && e.message.includes("train.batch_size"));
-      assert.throws(() => trainingBudget(fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-budget-"))), /model\.json: not found/);
+      assert.throws(() => trainingBudget(tempDir("budget")), /model\.json: not found/);
     } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
+      removeTempDir(dir);
     }
   });
 });

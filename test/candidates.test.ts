@@ -18,6 +18,7 @@ import { validationSplit } from "../lib/experiments/protocol/split";
 import { Rng } from "../lib/rng";
 import { loadModel } from "../lib/model/load-model";
 import { extractFeatures, featureMatrix } from "../lib/features/extract";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 const TINY = {
   image_size: 16, in_channels: 1, num_channels: 32, num_res_blocks: 1, channel_mult: "1,2",
@@ -46,7 +47,7 @@ describe("pipeline: stored sets as candidates", function () {
   });
 
   it("extracts every (block, t) into the store, selects on validation from it, and a rerun reads the store", async function () {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), "candidates-"));
+    const root = tempDir("candidates");
     try {
       const train = stripes(48, 1, "train"), test = stripes(24, 2, "test");
       const extractor = createExtractor({ config: TINY, seed: 3 }, { engine: "tfjs", workers: 1, batchSize: 16 });
@@ -99,7 +100,7 @@ describe("pipeline: stored sets as candidates", function () {
       const reread = await runPlan({ root, extractor: { ...extractor, extract: () => Promise.reject(new Error("recomputed")) }, images: train, jobs, partRows: 20 });
       assert.equal(reread.length, 4);
     } finally {
-      fs.rmSync(root, { recursive: true, force: true });
+      removeTempDir(root);
     }
   });
 
@@ -121,7 +122,7 @@ describe("pipeline: stored sets as candidates", function () {
   });
 
   it("a class-conditional U-Net gets each image's label through the store (and the key says so)", async function () {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), "candidates-cond-"));
+    const root = tempDir("candidates-cond");
     try {
       const src = { config: { ...TINY, class_cond: true }, seed: 5 };
       const images = stripes(12, 3, "train");
@@ -153,7 +154,7 @@ describe("pipeline: stored sets as candidates", function () {
       const other = relabelled[0].set.matrix();
       assert.ok(other.some((v, i) => Math.abs(v - got[i]) > 1e-3), "relabelled images gave the same features");
     } finally {
-      fs.rmSync(root, { recursive: true, force: true });
+      removeTempDir(root);
     }
   });
 });

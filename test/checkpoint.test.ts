@@ -21,6 +21,7 @@ import { unpickle, PickleTruncatedError } from "../lib/model/checkpoint/pickle";
 import { torchGlobals } from "../lib/model/checkpoint/torch-pickle";
 import { torchZipPrefix, loadTorchLegacy } from "../lib/model/checkpoint/torch";
 import { sharedOrSkip } from "./helpers/shared";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 const FIX = path.join(__dirname, "fixtures", "checkpoint");
 const fix = (name: string) => path.join(FIX, name);
@@ -30,9 +31,9 @@ const PYTHON = "/usr/bin/python3";
 
 let tmp: string;
 before(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-ckpt-"));
+  tmp = tempDir("ckpt");
 });
-after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+after(() => removeTempDir(tmp));
 
 /** Exact comparison (float32 values; -0 vs 0 and NaN distinguished). */
 function assertValues(got: ArrayLike<number>, want: number[], what: string): void {

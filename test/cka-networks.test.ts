@@ -22,6 +22,7 @@ import { loadNet, netFromStateDict, TorchvisionNet } from "../lib/model/nets/loa
 import { randomNetTensors, TINY_NETS, writeRandomNet } from "../lib/model/nets/random-weights";
 import { RESNET_PRESETS, resnetLayers } from "../lib/model/nets/resnet";
 import { VIT_PRESETS, vitLayers, VisionTransformer } from "../lib/model/nets/vit";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 const TRANSFORM = { resize: 40, crop: 32 };
 
@@ -101,7 +102,7 @@ describe("network rows for CKA (lib/metrics/cka/network-rows)", function () {
 
   before(async () => {
     await selectBackend("wasm");
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), "cka-networks-"));
+    dir = tempDir("cka-networks");
     await writeRandomNet(path.join(dir, "resnet.pt"), TINY_NETS.resnet, 11);
     await writeRandomNet(path.join(dir, "vit.pt"), TINY_NETS.vit, 12);
     resnet = await loadNet(path.join(dir, "resnet.pt"));
@@ -122,7 +123,7 @@ describe("network rows for CKA (lib/metrics/cka/network-rows)", function () {
   after(() => {
     resnet?.dispose();
     vit?.dispose();
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTempDir(dir);
   });
 
   it("the smoke stand-ins load from their torch.save files with the written values and configurations", async () => {

@@ -1,7 +1,6 @@
 import { strict as assert } from "assert";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import {
   allPairs, checkCkaFolder, CkaFixtureError, crossPairs, FeatureRows, hsicBiased, hsicUnbiased, hsicUnbiasedFull, linearCka, LinearCka,
@@ -11,9 +10,11 @@ import {
   bestMatches, bestMatchLines, ckaHeatmapSpec, ckaPanelsSpec, ckaTable, CkaTable, PAPER_CKA, poolChannelMajorRows, sameBlockSpec, sameLabelDiagonal,
   tableCells, zipStreams,
 } from "../lib/metrics/cka/index";
+import { blockDepth, PAPER_CKA_BLOCKS, paperCkaBands, relativeDepth } from "../lib/metrics/cka/index";
 import { poolNHWC } from "../lib/features/pooling";
 import * as vl from "vega-lite";
 import { sharedOrSkip } from "./helpers/shared";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 const ROOT = path.resolve(__dirname, "..");
 const UNEVEN = path.join(ROOT, "test", "fixtures", "cka-uneven");
@@ -140,7 +141,7 @@ describe("CKA (lib/metrics/cka)", () => {
     });
 
     it("a reference value moved by 1e-5 fails its line (the check can fail)", async () => {
-      const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "cka-"));
+      const tmp = tempDir("cka");
       try {
         for (const f of fs.readdirSync(UNEVEN)) fs.copyFileSync(path.join(UNEVEN, f), path.join(tmp, f));
         const m = JSON.parse(fs.readFileSync(path.join(tmp, "manifest.json"), "utf8"));
@@ -149,7 +150,7 @@ describe("CKA (lib/metrics/cka)", () => {
         const report = await checkCkaFolder(tmp);
         assert.deepEqual(report.lines.filter((l) => !l.pass).map((l) => `${l.case} ${l.quantity}`), ["uneven-independent minibatch_cka[25]"]);
       } finally {
-        fs.rmSync(tmp, { recursive: true, force: true });
+        removeTempDir(tmp);
       }
     });
   });
@@ -319,7 +320,7 @@ describe("CKA (lib/metrics/cka)", () => {
     });
 
     it("fixture folders: a missing file or key is a CkaFixtureError naming it", async () => {
-      const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "cka-"));
+      const tmp = tempDir("cka");
       try {
         await assert.rejects(checkCkaFolder(tmp), (e: Error) => e instanceof CkaFixtureError && /manifest\.json: missing/.test(e.message));
         for (const f of fs.readdirSync(UNEVEN)) fs.copyFileSync(path.join(UNEVEN, f), path.join(tmp, f));
@@ -335,7 +336,7 @@ describe("CKA (lib/metrics/cka)", () => {
         fs.copyFileSync(path.join(UNEVEN, "uneven-independent-y.npy"), path.join(tmp, "uneven-independent-y.npy"));
         await assert.rejects(checkCkaFolder(tmp), /uneven-related-x\.npy: 12 columns, but case "uneven-related" says "dx": 13/);
       } finally {
-        fs.rmSync(tmp, { recursive: true, force: true });
+        removeTempDir(tmp);
       }
     });
   });
@@ -399,6 +400,47 @@ describe("CKA (lib/metrics/cka)", () => {
       vl.compile(panels as never);
       vl.compile(sameBlockSpec([{ panel: "ours", series: "t = 10", block: 1, cka: 0.5 }, { panel: "paper", series: "t = 10", block: 0, cka: 0.9 }], "same block") as never);
       assert.throws(() => ckaPanelsSpec([], "x"), /no tables/);
+    });
+
+    describe("the paper's findings as bands at relative depth (panels c, d, s, g)", () => {
+      const bands = paperCkaBands();
+      const range = (i: number) => Array.from({ length: i }, (_, k) => k + 1);
+      const within = (x: number) => bands.filter((b) => b.depthFrom <= x && x <= b.depthTo).map((b) => `${b.from}-${b.to}`);
+
+      it("reads the block and CKA ranges of PAPER_CKA.findings and the panels each speaks of", () => {
+        assert.equal(PAPER_CKA_BLOCKS, PAPER_CKA.sameBlockT90Vs.t10.length);
+        assert.deepEqual(bands.map((b) => [b.from, b.to, b.lo, b.hi, b.panels.join("")]), [
+          [0, 2, 0.78, 0.9, "cd"], [3, 9, 0.75, 0.89, "c"], [10, 16, 0.6, 0.84, "cd"], [17, 24, 0.57, 0.78, "cd"],
+        ]);
+        assert.deepEqual([bands[0].depthFrom, bands[0].depthTo], [-0.4 / 24, 2.4 / 24]);
+        assert.deepEqual([bands[3].depthFrom, bands[3].depthTo], [16.6 / 24, 24.4 / 24]);
+        assert.throws(() => paperCkaBands(["GD blocks 20-30 match x (0.1-0.2)"]), /blocks outside the figure's 0\.\.24/);
+      });
+
+      it("a model with the figure's 25 blocks lands each block in the band that names it", () => {
+        const ours = Array.from({ length: 25 }, (_, i) => i);
+        for (const i of ours) {
+          const named = bands.filter((b) => b.from <= i && i <= b.to).map((b) => `${b.from}-${b.to}`);
+          assert.deepEqual(within(blockDepth(i, ours)), named, `block ${i}`);
+        }
+      });
+
+      it("the embedded U-Net (13 blocks) and ADM-256 (37): first, middle and last blocks fall in the first, middle and last bands", () => {
+        for (const n of [13, 37]) {
+          const ours = range(n); // block numbers 1..n, as blockTable numbers them
+          assert.deepEqual(within(blockDepth(1, ours)), ["0-2"], `${n} blocks: first`);
+          assert.deepEqual(within(blockDepth((n + 1) / 2, ours)), ["10-16"], `${n} blocks: middle`);
+          assert.deepEqual(within(blockDepth(n, ours)), ["17-24"], `${n} blocks: last`);
+        }
+      });
+
+      it("relative depth: 0 first, 1 last; errors name the block and the range", () => {
+        assert.deepEqual([0, 3, 6].map((i) => relativeDepth(i, 7)), [0, 0.5, 1]);
+        assert.equal(relativeDepth(0, 1), 0);
+        assert.throws(() => relativeDepth(7, 7), /position 7 is outside 0\.\.6/);
+        assert.throws(() => relativeDepth(0, 0), /count 0 must be a positive integer/);
+        assert.throws(() => blockDepth(99, [1, 2, 3]), /block 99 is not one of the model's blocks \(1, 2, 3\)/);
+      });
     });
 
     it("channel-major re-pooling equals pooling the NHWC map directly (PyTorch bins, float32)", () => {

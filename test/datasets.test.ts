@@ -1,8 +1,8 @@
 import { strict as assert } from "assert";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { countPerClass, Dataset, DATASETS, datasetName, loadDataset, missingFiles, preprocessFiles, readClassList, subsetDataset } from "../lib/data";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 const FIX = path.join(__dirname, "fixtures", "datasets");
 
@@ -13,7 +13,7 @@ function pairs(ds: Dataset, split: string): [string, number][] {
 
 /** Copy a fixture tree into a temp dir (to delete files from it). */
 function copyTree(name: string): string {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ds-"));
+  const tmp = tempDir("ds");
   fs.cpSync(path.join(FIX, name), path.join(tmp, name), { recursive: true });
   return tmp;
 }
@@ -64,7 +64,7 @@ describe("datasets", function () {
         fs.rmSync(path.join(tmp, "imagenet", "ILSVRC2012_devkit_t12"), { recursive: true });
         await assert.rejects(loadDataset("imagenet", path.join(tmp, "imagenet")), /ILSVRC2012_validation_ground_truth\.txt not found; extract ILSVRC2012_devkit_t12\.tar\.gz/);
       } finally {
-        fs.rmSync(tmp, { recursive: true, force: true });
+        removeTempDir(tmp);
       }
     });
   });
@@ -137,7 +137,7 @@ describe("datasets", function () {
   });
 
   it("errors name the missing file and what the root should hold", async function () {
-    const empty = fs.mkdtempSync(path.join(os.tmpdir(), "ds-empty-"));
+    const empty = tempDir("ds-empty");
     try {
       await assert.rejects(loadDataset("cub", empty), (e: Error) => {
         assert.match(e.message, /^CUB-200-2011: .*images\.txt not found; expected the extracted CUB_200_2011\.tgz/);
@@ -149,14 +149,14 @@ describe("datasets", function () {
       await assert.rejects(loadDataset("imagenet", path.join(empty, "nope")), /ImageNet ILSVRC-2012: root folder .*nope does not exist/);
       await assert.rejects(loadDataset("mnist", empty), /unknown dataset "mnist"; known: imagenet, aircraft, cars, cub, dogs, flowers, nabirds/);
     } finally {
-      fs.rmSync(empty, { recursive: true, force: true });
+      removeTempDir(empty);
     }
     const tmp = copyTree("CUB_200_2011");
     try {
       fs.rmSync(path.join(tmp, "CUB_200_2011", "train_test_split.txt"));
       await assert.rejects(loadDataset("cub", tmp), /CUB_200_2011\/train_test_split\.txt not found/);
     } finally {
-      fs.rmSync(tmp, { recursive: true, force: true });
+      removeTempDir(tmp);
     }
     const tmp2 = copyTree("stanford_cars");
     try {
@@ -164,7 +164,7 @@ describe("datasets", function () {
       const ds = await loadDataset("cars", tmp2);
       assert.deepEqual((await missingFiles(ds, "train")).map((f) => path.basename(f)), ["00002.jpg"]);
     } finally {
-      fs.rmSync(tmp2, { recursive: true, force: true });
+      removeTempDir(tmp2);
     }
   });
 

@@ -31,6 +31,7 @@ import { Rng } from "../lib/rng";
 import { installTrainingKernels } from "../lib/train/wasm-kernels";
 import { sharedOrSkip, sharedPath } from "./helpers/shared";
 import { TINY_FLAGS } from "./helpers/models";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 const TOL = 1e-5;
 const FIXTURES = sharedPath("fixtures", "diffssl");
@@ -90,10 +91,10 @@ describe("diffssl: parity with the official head and feedback code", function ()
   describe("a corrupted or malformed folder", function () {
     let tmp: string;
     before(() => {
-      tmp = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-diffssl-"));
+      tmp = tempDir("diffssl");
     });
     after(() => {
-      if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+      if (tmp) removeTempDir(tmp);
     });
     const copy = (src: string, name: string) => {
       const dst = path.join(tmp, name);

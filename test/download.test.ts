@@ -3,13 +3,13 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as http from "http";
 import { AddressInfo } from "net";
-import * as os from "os";
 import * as path from "path";
 import * as tar from "tar";
 import { loadDataset } from "../lib/data";
 import { fetchDataset, ManualDownloadError } from "../lib/data/fetch";
 import { DATASET_SOURCES } from "../lib/data/sources";
 import { ChecksumError, download, DownloadError, extractArchive, verifyFile } from "../lib/data/download";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 const FIX = path.join(__dirname, "fixtures", "datasets");
 
@@ -67,7 +67,7 @@ describe("downloads (real HTTP server on 127.0.0.1)", function () {
   }
 
   before(async function () {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "download-test-"));
+    tmp = tempDir("download-test");
     payload = crypto.randomBytes(300_000);
     // A small .tar.gz made with the tar package.
     const src = path.join(tmp, "src");
@@ -107,7 +107,7 @@ describe("downloads (real HTTP server on 127.0.0.1)", function () {
   after(async function () {
     server?.closeAllConnections?.();
     await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    if (tmp) removeTempDir(tmp);
   });
 
   beforeEach(function () {

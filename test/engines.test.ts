@@ -5,7 +5,6 @@
  */
 import { strict as assert } from "assert";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { selectBackend } from "../lib/model/backend";
 import { saveSafetensors } from "../lib/model/checkpoint/index";
@@ -21,6 +20,7 @@ import { buildPlan } from "../lib/model/unet/plan";
 import { randomParam } from "../lib/model/unet/weights";
 import { relError } from "../lib/model/unet/reference";
 import { TINY_FLAGS } from "./helpers/models";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 const noOrt = () => ({ ort: null, reason: "onnxruntime-node cannot be loaded: test stand-in" });
 
@@ -74,9 +74,9 @@ describe("ONNX Runtime and tfjs agree on every architecture variant", function (
   let cache: string;
   before(async () => {
     await selectBackend("wasm");
-    cache = fs.mkdtempSync(path.join(os.tmpdir(), "onnx-variants-"));
+    cache = tempDir("onnx-variants");
   });
-  after(() => fs.rmSync(cache, { recursive: true, force: true }));
+  after(() => removeTempDir(cache));
 
   for (const [name, flags] of Object.entries(VARIANTS)) {
     it(name, async () => {
@@ -137,9 +137,9 @@ describe("cache of built ONNX models", function () {
   let dir: string;
   const config = createUNetConfig(TINY_FLAGS);
   before(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), "onnx-cache-"));
+    dir = tempDir("onnx-cache");
   });
-  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  after(() => removeTempDir(dir));
 
   async function writeCheckpoint(file: string, bump: number): Promise<void> {
     const specs = parameterSpecs(config);

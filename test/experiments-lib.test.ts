@@ -1,6 +1,5 @@
 import { strict as assert } from "assert";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { mapPaperBlock } from "../lib/experiments/block-depth";
 import { besidePaperSpec, compareRow, paperCurve } from "../lib/experiments/paper-compare";
@@ -16,6 +15,7 @@ import { paperPlan, studyJobs, studyTestJobs, withLr, linearRecipe } from "../li
 import { fashionMnistFirst } from "../lib/experiments/demo-sources";
 import { fashionMnistSource } from "../lib/features/store/images";
 import { paperSection } from "../lib/paper";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 describe("experiments: paper block -> our block by relative depth", () => {
   it("maps ends to ends, the middle block to the middle, and is the identity on a 37-block model", () => {
@@ -102,8 +102,8 @@ describe("experiments: the linear study's store jobs", () => {
 describe("experiments: synthetic ImageNet tree and official-format checkpoint", function () {
   this.timeout(60000);
   let dir: string;
-  before(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "synth-tree-"))));
-  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  before(() => (dir = tempDir("synth-tree")));
+  after(() => removeTempDir(dir));
 
   for (const layout of ["folders", "kaggle"] as const) {
     it(`lib/data reads the tree (val ${layout}): classes, splits, labels from the folders`, async () => {

@@ -4,6 +4,7 @@ import * as path from "path";
 import { MatValue, parseMat, readMat } from "../lib/data/mat";
 import { encodeMat, matDouble, matStruct, writeMat } from "../lib/data/mat-writer";
 import { MAT_WRITER_VARS } from "./fixtures/fine-grained/mat-writer/vars";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 const FIX = path.join(__dirname, "fixtures", "fine-grained", "mat-writer");
 
@@ -73,14 +74,14 @@ describe("MAT v5 writer (lib/data/mat-writer.ts)", function () {
     assert.throws(() => encodeMat({ "2x": matDouble([1]) }), /variable name "2x" is not a MATLAB identifier/);
     assert.throws(() => encodeMat({ s: matStruct(["a", "b"], [{ a: matDouble([1]) } as Record<string, MatValue>]) }), /writeMat s\(1\): field "b" is missing/);
     assert.throws(() => encodeMat({ c: { type: "char", dims: [2, 2], rows: ["ab", "c"] } }), /writeMat c: a 2x2 char array needs 2 rows of 2/);
-    const dir = fs.mkdtempSync(path.join(require("os").tmpdir(), "matw-"));
+    const dir = tempDir("matw");
     try {
       const file = path.join(dir, "labels.mat");
       await writeMat(file, { labels: matDouble([1, 2]) });
       assert.deepEqual(Array.from((await readMat(file)).labels.type === "numeric" ? ((await readMat(file)).labels as any).data : []), [1, 2]);
       assert.deepEqual(fs.readdirSync(dir), ["labels.mat"]);
     } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
+      removeTempDir(dir);
     }
   });
 });

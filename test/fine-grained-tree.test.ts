@@ -1,18 +1,18 @@
 import { strict as assert } from "assert";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { DATASETS, loadDataset, missingFiles } from "../lib/data/index";
 import { decodeRgb } from "../lib/data/image";
 import { classColor, FINE_GRAINED, nearestClass, writeSyntheticTree } from "../lib/data/synthetic-fine-grained";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 describe("synthetic fine-grained trees in the six real layouts", function () {
   this.timeout(60000);
   let dir: string;
   before(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), "fg-tree-"));
+    dir = tempDir("fg-tree");
   });
-  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  after(() => removeTempDir(dir));
 
   it("gives every class its own colour", () => {
     const cs = Array.from({ length: 8 }, (_, k) => classColor(k));

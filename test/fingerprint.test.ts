@@ -1,14 +1,14 @@
 import { strict as assert } from "assert";
 import { createHash } from "crypto";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { contentFingerprint, contentFingerprintSync } from "../lib/model/checkpoint/fingerprint";
 import { checkpointId } from "../lib/model/model-source";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 describe("content fingerprint", () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fp-"));
-  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir("fp");
+  after(() => removeTempDir(dir));
 
   it("is SHA-256 of the whole file (node's crypto on the bytes), sync and async alike", async () => {
     const f = path.join(dir, "a.bin");

@@ -1,6 +1,5 @@
 import { strict as assert } from "assert";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { selectBackend } from "../lib/model/backend";
@@ -16,6 +15,7 @@ import { evaluateHead } from "../lib/heads/evaluate";
 import { createOptimizer, learningRate, OptimizerSpec, PAPER_LINEAR_RECIPE } from "../lib/heads/optim";
 import { knnClassify } from "../lib/heads/knn";
 import { installTrainingKernels } from "../lib/train/wasm-kernels";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 const C = 8, H = 4, W = 4, K = 4;
 const ADAMW: OptimizerSpec = { kind: "adamw", lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-2 };
@@ -217,9 +217,9 @@ describe("heads: training", function () {
   describe("checkpoints", () => {
     let dir = "";
     before(() => {
-      dir = fs.mkdtempSync(path.join(os.tmpdir(), "heads-ckpt-"));
+      dir = tempDir("heads-ckpt");
     });
-    after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    after(() => removeTempDir(dir));
     const data = synthetic(96, 7, true);
     const specs: [string, OptimizerSpec][] = [
       ["SGD momentum + step decay", { kind: "sgd", lr: 0.05, momentum: 0.9, weightDecay: 1e-3 }],

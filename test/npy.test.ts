@@ -1,10 +1,10 @@
 import { strict as assert } from "assert";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { readNpy, writeNpy, encodeNpy, parseNpy, npyToFloat32, NpyArray } from "../lib/model/npy";
 import { sharedOrSkip } from "./helpers/shared";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 const FIX = path.join(__dirname, "fixtures", "checkpoint");
 const EXPECTED = JSON.parse(fs.readFileSync(path.join(FIX, "expected.json"), "utf8")).npy as Record<
@@ -24,9 +24,9 @@ const DTYPE_OF_DESCR: Record<string, string> = {
 
 let tmp: string;
 before(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-npy-"));
+  tmp = tempDir("npy");
 });
-after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+after(() => removeTempDir(tmp));
 
 /** The values as JS numbers (float16 decoded, int64 converted). */
 function values(a: NpyArray): number[] {

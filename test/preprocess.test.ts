@@ -1,7 +1,6 @@
 import { strict as assert } from "assert";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { randomCropArr, randomCropArrWith, shortSideRange } from "../lib/data/augment";
 import { cmykToRgb, decodeRgb, RgbImage } from "../lib/data/image";
@@ -10,6 +9,7 @@ import { compareReferenceFolder, DEFAULT_TOLERANCE, diffStats, formatResult, rea
 import { resize } from "../lib/data/resample";
 import { makeRng } from "../lib/rng";
 import { sharedOrSkip } from "./helpers/shared";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 const FIX = path.join(__dirname, "fixtures", "datasets");
 const ROOT = path.resolve(__dirname, "..");
@@ -134,7 +134,7 @@ describe("data-scripts/check-preprocess.ts", function () {
   let tmp = "";
   before(function () {
     // A folder in the reference layout: one good item, one wrong expected array, one truncated image.
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "check-preprocess-"));
+    tmp = tempDir("check-preprocess");
     const src = path.join(FIX, "preprocess");
     fs.mkdirSync(path.join(tmp, "images"));
     fs.mkdirSync(path.join(tmp, "expected"));
@@ -153,7 +153,7 @@ describe("data-scripts/check-preprocess.ts", function () {
     ];
     fs.writeFileSync(path.join(tmp, "manifest.json"), JSON.stringify({ items }));
   });
-  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  after(() => removeTempDir(tmp));
 
   it("prints one line per image, FAILs past the tolerance, reports skipped files, exits non-zero", function () {
     const r = spawnSync(tsx, [script, tmp], { encoding: "utf8" });

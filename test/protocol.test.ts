@@ -1,6 +1,5 @@
 import { strict as assert } from "assert";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { selectBackend } from "../lib/model/backend";
 import { FeatureSource, memorySource, subsetSource } from "../lib/heads/source";
@@ -11,6 +10,7 @@ import { Candidate, chooseOnValidation, disposeGrid, fitHead, gridOnTest, paired
 import { Rng } from "../lib/rng";
 import type { FeatureSetKey } from "../lib/features/store/key";
 import { FeatureSet } from "../lib/features/store/store";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 const KEY: FeatureSetKey = {
   model: "ckpt:0123456789abcdef01234567", schedule: "1000:abcdefabcdef", block: 9, module: "input_blocks.8", t: 100, pool: "adaptive4x4",
@@ -104,7 +104,7 @@ describe("selection protocol", function () {
 
   describe("heads read from the store", () => {
     it("a probe trained from a stored set (streamed, never matrix()) equals one trained on the same rows in memory", async () => {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "protocol-store-"));
+      const dir = tempDir("protocol-store");
       try {
         const labels = unevenLabels(3, 4);
         const dim = 6;
@@ -137,7 +137,7 @@ describe("selection protocol", function () {
         assert.deepEqual(Array.from(await held.source.readRows([0, 5])), Array.from(await inMemory.readRows([0, 5])));
         assert.throws(() => storeSource(set, { numClasses: 2 }), /label 2 at row \d+ is outside 0..1/);
       } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
+        removeTempDir(dir);
       }
     });
   });

@@ -11,18 +11,19 @@ import { checkProvenance, imageListRecord, portablePath, provenance, relativePat
 import { projectRoot } from "../lib/paths";
 import { writeResults } from "../lib/results";
 import { embeddedModel } from "../lib/model/embedded";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 describe("provenance of results files", () => {
   let tmp: string;
   const oldBuild = process.env.DIFFPROBE_BUILD;
   beforeEach(() => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-prov-"));
+    tmp = tempDir("prov");
     process.env.DIFFPROBE_BUILD = tmp;
   });
   afterEach(() => {
     if (oldBuild === undefined) delete process.env.DIFFPROBE_BUILD;
     else process.env.DIFFPROBE_BUILD = oldBuild;
-    fs.rmSync(tmp, { recursive: true, force: true });
+    removeTempDir(tmp);
   });
 
   it("names the commit git names, and the checkpoint's SHA-256 as sha256sum computes it", () => {

@@ -9,18 +9,18 @@
 import { strict as assert } from "assert";
 import { execFile } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { selectBackend } from "../lib/model/backend";
 import { readNpy, writeNpy } from "../lib/model/npy";
 import { checkReferenceFolder, formatLine, ReferenceReport } from "../lib/model/unet/reference";
 import { sharedOrSkip } from "./helpers/shared";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 const TOL = 1e-5;
 const SKIP_SLOW = process.env.DIFFPROBE_SKIP_SLOW === "1";
 /** Built ONNX models go to a temporary folder (not the project's .cache). */
-const onnxCache = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-onnx-"));
-after(() => fs.rmSync(onnxCache, { recursive: true, force: true }));
+const onnxCache = tempDir("onnx");
+after(() => removeTempDir(onnxCache));
 
 function summarize(r: ReferenceReport): string {
   const worst = r.lines.filter((l) => l.rel !== undefined && l.name !== "alphas_cumprod").reduce((a, l) => (l.rel! > a.rel! ? l : a));
@@ -82,10 +82,10 @@ describe("reference comparison: failures are reported per tensor", function () {
   let tmp: string;
   before(async () => {
     await selectBackend("wasm");
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-ref-"));
+    tmp = tempDir("ref");
   });
   after(() => {
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    if (tmp) removeTempDir(tmp);
   });
 
   function copyFixture(src: string, name: string): string {

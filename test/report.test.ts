@@ -5,7 +5,6 @@
  */
 import { strict as assert } from "assert";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import sharp from "sharp";
 import { readResults, resultsFiles, writeResults } from "../lib/results";
@@ -13,6 +12,7 @@ import { writeReport } from "../data-scripts/report";
 import { provenance } from "../lib/provenance";
 
 const prov = provenance({ engine: { name: "none", version: "-" }, seeds: { probe: 0 }, options: {} });
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 function withEnv(vars: Record<string, string | undefined>): () => void {
   const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
@@ -26,12 +26,12 @@ describe("results files", () => {
   let build: string;
   let restore: () => void;
   beforeEach(() => {
-    build = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-results-"));
+    build = tempDir("results");
     restore = withEnv({ DIFFPROBE_BUILD: build, DIFFPROBE_SCALE: "demo" });
   });
   afterEach(() => {
     restore();
-    fs.rmSync(build, { recursive: true, force: true });
+    removeTempDir(build);
   });
 
   const rows = [
@@ -88,7 +88,7 @@ describe("report page (npm run report)", () => {
   const timed = (busy: string, idle: string) => ({ execution: { "iopub.status.busy": busy, "iopub.status.idle": idle } });
 
   before(async () => {
-    root = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-report-"));
+    root = tempDir("report");
     const nbDir = path.join(root, "notebooks");
     const out = path.join(root, "build", "notebooks", "demo");
     fs.mkdirSync(nbDir);
@@ -118,7 +118,7 @@ describe("report page (npm run report)", () => {
   });
   after(() => {
     restore();
-    fs.rmSync(root, { recursive: true, force: true });
+    removeTempDir(root);
   });
 
   let html: string;

@@ -7,8 +7,8 @@ import { strict as assert } from "assert";
 import { spawnSync } from "child_process";
 import { createHash } from "crypto";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 const SCRIPT = path.resolve(__dirname, "..", "data-scripts", "setup.cjs");
 const DEBS = "jupyter-nbconvert jupyter-client python3-nbclient python3-ipykernel fonts-dejavu-core";
@@ -63,7 +63,7 @@ interface Fake {
 }
 
 function makeFake(): Fake {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-setup-"));
+  const dir = tempDir("setup");
   fs.mkdirSync(path.join(dir, "data-scripts"));
   fs.copyFileSync(SCRIPT, path.join(dir, "data-scripts", "setup.cjs"));
   fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({ name: "fake", version: "0.0.0" }));
@@ -104,7 +104,7 @@ function makeFake(): Fake {
 describe("setup.cjs (fresh-machine setup)", function () {
   let fake: Fake;
   beforeEach(() => (fake = makeFake()));
-  afterEach(() => fs.rmSync(fake.dir, { recursive: true, force: true }));
+  afterEach(() => removeTempDir(fake.dir));
 
   describe("node_modules", () => {
     it("runs npm ci when node_modules is missing, says why, and records the lockfile's hash", () => {

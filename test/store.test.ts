@@ -1,7 +1,6 @@
 import { strict as assert } from "assert";
 import { spawn, spawnSync, ChildProcess } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { decodeHalf, encodeHalf, fromHalfBits, toHalfBits } from "../lib/features/store/float16";
 import { FeatureSetKey, canonicalKey, featureSetDirName, featureSetId, imageListId } from "../lib/features/store/key";
@@ -13,6 +12,7 @@ import { memorySource } from "../lib/features/store/images";
 import { checkpointId } from "../lib/model/model-source";
 import { FeatureBatch } from "../lib/features/extract";
 import { Rng } from "../lib/rng";
+import { tempDir, removeTempDir } from "./helpers/tmp";
 
 const ROOT = path.join(__dirname, "..");
 const F16 = JSON.parse(fs.readFileSync(path.join(__dirname, "fixtures", "float16", "values.json"), "utf8"));
@@ -21,10 +21,6 @@ const KEY: FeatureSetKey = {
   model: "ckpt:0123456789abcdef01234567", schedule: "1000:abcdefabcdef", block: 9, module: "input_blocks.8", t: 100, pool: "adaptive4x4",
   noise: "seeded:0", preprocessing: "fmnist-pad32-c1", dataset: "fashion-mnist", split: "train", images: "n10:0000000000000000", dtype: "float32",
 };
-
-function tmpdir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-store-"));
-}
 
 function randomRows(n: number, dim: number, seed: number): Float32Array {
   return new Rng(seed).fillNormal(new Float32Array(n * dim));
@@ -115,7 +111,7 @@ describe("feature store", function () {
     });
 
     it("a checkpoint changed in the middle of the file is another model id, hence another set", () => {
-      const dir = tmpdir();
+      const dir = tempDir("store");
       try {
         const file = path.join(dir, "w.safetensors");
         const bytes = new Uint8Array(3 << 20).map((_, i) => (i * 7) & 0xff);
@@ -128,15 +124,15 @@ describe("feature store", function () {
         assert.notEqual(after, before);
         assert.notEqual(featureSetId({ ...KEY, model: after }), featureSetId({ ...KEY, model: before }));
       } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
+        removeTempDir(dir);
       }
     });
   });
 
   describe("sets on disk", () => {
     let dir: string;
-    beforeEach(() => (dir = tmpdir()));
-    afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+    beforeEach(() => (dir = tempDir("store")));
+    afterEach(() => removeTempDir(dir));
     const ids = Array.from({ length: 23 }, (_, i) => `im${i}`);
 
     for (const dtype of ["float32", "float16"] as const) {
@@ -170,7 +166,7 @@ describe("feature store", function () {
     }
 
     it("the image list is part of the key: 10 and 12 images of one split are two sets, in one store", async () => {
-      const root = fs.mkdtempSync(path.join(os.tmpdir(), "store-images-"));
+      const root = tempDir("store-images");
       try {
         const job = (n: number) => ({ root, extractor: new FakeExtractor(), images: fakeImages(n), blocks: [3], timesteps: [5], pool: { kind: "global" as const }, noise: { policy: "seeded" as const, seed: 0 }, progress: false as const });
         const a = (await extractToStore(job(10))).sets[0];
@@ -182,7 +178,7 @@ describe("feature store", function () {
         assert.equal(imageListId(["img0", "img1"]), imageListId(["img0", "img1"]));
         assert.notEqual(imageListId(["img0", "img1"]), imageListId(["img1", "img0"]));
       } finally {
-        fs.rmSync(root, { recursive: true, force: true });
+        removeTempDir(root);
       }
     });
 
@@ -249,13 +245,13 @@ describe("feature store", function () {
       } catch {
         this.skip();
       }
-      dir = tmpdir();
+      dir = tempDir("store");
       fs.writeFileSync(path.join(dir, "tiny.json"), JSON.stringify({
         image_size: 32, in_channels: 1, num_channels: 32, num_res_blocks: 1, channel_mult: "1,2", attention_resolutions: "16",
         num_head_channels: 32, resblock_updown: true, use_scale_shift_norm: true, learn_sigma: false,
       }));
     });
-    after(() => dir && fs.rmSync(dir, { recursive: true, force: true }));
+    after(() => dir && removeTempDir(dir));
 
     const args = (store: string, extra: string[] = []) => [
       "--require", "tsx/cjs", path.join(ROOT, "data-scripts", "extract.ts"),

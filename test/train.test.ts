@@ -2,7 +2,6 @@ import { strict as assert } from "assert";
 import { smoothLoss, writeModelCard } from "../lib/train/model-card";
 import { keptExports } from "../lib/train/kept-exports";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { spawn } from "child_process";
 import * as tf from "@tensorflow/tfjs";
@@ -23,6 +22,7 @@ import { EpsModel, sampleImages, samplerCoefficients } from "../lib/model/diffus
 import { imageGrid, saveImageGrid } from "../lib/display/images";
 import sharp from "sharp";
 import { configConflicts, loadTrainedModel, makeTrainData, resolveTrainConfig, TrainConfig, trainDdpm } from "../lib/train/trainer";
+import { tempDir } from "./helpers/tmp";
 
 /** A U-Net small enough for tests: 8x8 grey images, 2 levels, attention at 4x4. */
 const TINY_MODEL = {
@@ -32,10 +32,6 @@ const TINY_MODEL = {
 const TINY: Partial<TrainConfig> = { model: TINY_MODEL, batchSize: 3, steps: 6, checkpointEvery: 2, lr: 1e-3, seed: 5, emaRate: 0.9 };
 
 const syntheticData = () => syntheticBlobs(10, 8, 1);
-
-function tmpDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-train-"));
-}
 
 /**
  * Start data-scripts/train-ddpm.ts on synthetic 8x8 data in a child process (as `npm run train`), with
@@ -142,7 +138,7 @@ describe("training", function () {
       assert.ok(by.get("input_blocks.1.0.in_layers.2.bias")!.data.every((v) => Math.abs(v) <= bound));
       assert.deepEqual(Array.from(guidedDiffusionInit(cfg, 3)[5].data), Array.from(init[5].data), "seeded");
       // Built through the ordinary loader, the fresh model predicts exactly zero noise.
-      const dir = tmpDir();
+      const dir = tempDir("train");
       await saveSafetensors(path.join(dir, "init.safetensors"), init);
       const model = await UNet.fromCheckpoint(cfg, path.join(dir, "init.safetensors"));
       const r = model.forward(tf.randomNormal([2, 8, 8, 1]) as tf.Tensor4D, [10, 900]);
@@ -172,7 +168,7 @@ describe("training", function () {
     });
 
     it("the loss log drops lines written after the checkpoint, and a torn last line", () => {
-      const dir = tmpDir();
+      const dir = tempDir("train");
       const log = new LossLog(path.join(dir, "loss.csv"));
       log.reset();
       for (let s = 1; s <= 5; s++) log.append({ step: s, loss: 1 / s, seconds: s * 2 });
@@ -259,7 +255,7 @@ describe("training", function () {
     let full: string;
 
     before(async () => {
-      full = tmpDir();
+      full = tempDir("train");
       await trainDdpm({ dir: full, data, config: TINY, progress: false, log: () => undefined });
     });
 
@@ -304,7 +300,7 @@ describe("training", function () {
     });
 
     it("keeps the EMA exports of chosen steps (ema-<step>.safetensors) without changing the run", async () => {
-      const dir = tmpDir();
+      const dir = tempDir("train");
       const lines: string[] = [];
       await trainDdpm({ dir, data, config: TINY, progress: false, log: (l) => lines.push(l), keepExportsAt: [3, 5] });
       assert.ok(lines.some((l) => /kept the EMA export of step 3 as ema-0000003\.safetensors/.test(l)), lines.join("\n"));
@@ -312,14 +308,14 @@ describe("training", function () {
       // the final weights are those of the run without kept exports, bit for bit
       assert.ok(fs.readFileSync(path.join(full, "ema.safetensors")).equals(fs.readFileSync(path.join(dir, "ema.safetensors"))));
       // the step-3 export is what a run stopped at step 3 exports
-      const at3 = tmpDir();
+      const at3 = tempDir("train");
       await trainDdpm({ dir: at3, data, config: TINY, progress: false, log: () => undefined, maxStepsThisCall: 3 });
       assert.ok(fs.readFileSync(path.join(at3, "ema.safetensors")).equals(fs.readFileSync(path.join(dir, "ema-0000003.safetensors"))));
       assert.ok(!fs.readFileSync(path.join(dir, "ema-0000005.safetensors")).equals(fs.readFileSync(path.join(dir, "ema.safetensors"))));
     });
 
     it("a run that died after step 5 resumes from the step-4 checkpoint and ends bitwise like the uninterrupted run", async () => {
-      const dir = tmpDir();
+      const dir = tempDir("train");
       // Stop after step 5 without a final checkpoint (as a crash): step 5 is lost and redone.
       let r = await trainDdpm({ dir, data, config: TINY, progress: false, log: () => undefined, maxStepsThisCall: 5, checkpointOnStop: false });
       assert.equal(r.step, 5);
@@ -342,9 +338,9 @@ describe("training", function () {
 
     it("a training process killed with SIGKILL resumes and ends bitwise like an uninterrupted run", async function () {
       const cfg: Partial<TrainConfig> = { ...TINY, steps: 12, checkpointEvery: 3 };
-      const ref = tmpDir();
+      const ref = tempDir("train");
       await trainDdpm({ dir: ref, data, config: cfg, progress: false, log: () => undefined });
-      const dir = tmpDir();
+      const dir = tempDir("train");
       const run = spawnTraining(dir, ["--batch", "3", "--steps", "12", "--checkpoint-every", "3", "--lr", "0.001", "--seed", "5", "--ema", "0.9"]);
       // Kill it once it is past its second checkpoint (step 6), somewhere in steps 7..12.
       await run.untilRows(7);
@@ -363,7 +359,7 @@ describe("training", function () {
     });
 
     it("Ctrl-C to the process group (npm relays it: a second signal) stops gracefully with a checkpoint", async function () {
-      const dir = tmpDir();
+      const dir = tempDir("train");
       // As `npm run train` in a terminal: a process group of its own (detached).
       const run = spawnTraining(dir, ["--batch", "3", "--steps", "500", "--checkpoint-every", "100"], true);
       await run.untilRows(3);
@@ -380,7 +376,7 @@ describe("training", function () {
 
     it("trains on 2 worker threads like in one thread (to float rounding), and resumes bitwise", async () => {
       const spec = makeTrainData({ kind: "synthetic", n: 10, size: 8, channels: 1 });
-      const p1 = tmpDir();
+      const p1 = tempDir("train");
       await trainDdpm({ dir: p1, data: spec, config: TINY, progress: false, log: () => undefined, workers: 2 });
       const one = new LossLog(path.join(full, "loss.csv")).read(), two = new LossLog(path.join(p1, "loss.csv")).read();
       two.forEach((r, i) => assert.ok(Math.abs(r.loss - one[i].loss) < 1e-4 * one[i].loss, `step ${r.step}: ${r.loss} vs ${one[i].loss}`));
@@ -400,7 +396,7 @@ describe("training", function () {
       assert.ok(dmax < 1e-3 * mmax, `EMA predictions differ by ${dmax} (max ${mmax})`);
       x.dispose();
       const b = await stateTensors(path.join(p1, "state-0000006.safetensors"));
-      const p2 = tmpDir();
+      const p2 = tempDir("train");
       await trainDdpm({ dir: p2, data: spec, config: TINY, progress: false, log: () => undefined, workers: 2, maxStepsThisCall: 3, checkpointOnStop: false });
       const r = await trainDdpm({ dir: p2, data: spec, config: TINY, progress: false, log: () => undefined, workers: 2 });
       assert.equal(r.resumedFrom, 2);
@@ -409,7 +405,7 @@ describe("training", function () {
     });
 
     it("extending a finished run continues it; other changes are refused", async () => {
-      const dir = tmpDir();
+      const dir = tempDir("train");
       fs.cpSync(full, dir, { recursive: true });
       const r = await trainDdpm({ dir, data, config: { ...TINY, steps: 7 }, progress: false, log: () => undefined });
       assert.equal(r.resumedFrom, 6);
@@ -483,7 +479,7 @@ describe("sampling", function () {
     const images = Float32Array.from({ length: 3 * 2 * 2 }, (_, i) => (i % 4 === 0 ? 1 : -1)); // top-left pixel white
     const g = imageGrid(images, [3, 2, 2, 1], { cols: 2, padding: 1, padValue: 0, scale: 2 });
     assert.deepEqual([g.width, g.height], [(2 * 3 + 1) * 2, (2 * 3 + 1) * 2]);
-    const file = path.join(tmpDir(), "grid.png");
+    const file = path.join(tempDir("train"), "grid.png");
     await saveImageGrid(file, images, [3, 2, 2, 1], { cols: 2, padding: 1, padValue: 0, scale: 2 });
     const meta = await sharp(file).metadata();
     assert.deepEqual([meta.format, meta.width, meta.height, meta.channels], ["png", 14, 14, 1]);
@@ -507,7 +503,7 @@ describe("model card", () => {
   it("writes samples.png (a grid of the EMA model's DDIM samples) and loss.png for a run folder", async function () {
     this.timeout(120000);
     await selectBackend("wasm");
-    const dir = tmpDir();
+    const dir = tempDir("train");
     await trainDdpm({ dir, data: syntheticData(), config: { ...TINY, steps: 4 }, progress: false, log: () => undefined });
     const card = await writeModelCard(dir, { samples: 3, respacing: "ddim3", smoothing: 2, progress: false });
     assert.equal(card.step, 4);

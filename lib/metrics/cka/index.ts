@@ -14,5 +14,6 @@ export * from "./fixtures";
 export * from "./table";
 export * from "./heatmap";
 export * from "./paper";
+export * from "./paper-bands";
 export * from "./repool";
 export * from "./zip";
