@@ -35,8 +35,6 @@ export function featureEngineLine(opts: FeatureEngineOptions = {}): string {
 }
 
 /** Print the feature engine line (plain text: it reads the same in a notebook, a terminal and an export). */
-export function showFeatureEngine(opts: FeatureEngineOptions = {}): string {
-  const line = featureEngineLine(opts);
-  console.log(line);
-  return line;
+export function showFeatureEngine(opts: FeatureEngineOptions = {}): void {
+  console.log(featureEngineLine(opts));
 }
