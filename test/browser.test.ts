@@ -27,7 +27,9 @@ const PYTHON = process.env.DIFFPROBE_PYTHON ?? "/usr/bin/python3";
 /** Why the browser test cannot run here (null: it can). */
 function missing(): string | null {
   const why: string[] = [];
-  if (!findChromium()) why.push("no chromium on PATH (apt-get install chromium, or set DIFFPROBE_CHROMIUM)");
+  if (!findChromium()) {
+    why.push(process.env.DIFFPROBE_CHROMIUM ? `DIFFPROBE_CHROMIUM=${process.env.DIFFPROBE_CHROMIUM} does not exist` : "no chromium on PATH (apt-get install chromium, or set DIFFPROBE_CHROMIUM)");
+  }
   const ui = spawnSync(PYTHON, ["-c", "import notebook"], { encoding: "utf8" });
   if (ui.error || ui.status !== 0) why.push(`${PYTHON} cannot import notebook (apt-get install jupyter-notebook)`);
   return why.length ? why.join("; ") : null;
