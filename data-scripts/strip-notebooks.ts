@@ -1,6 +1,6 @@
 /**
- * Strip what running a notebook leaves in it (outputs, execution counts, run metadata), so that what is
- * committed is the notebook, not one run of it.
+ * Strip what running a notebook leaves in it (outputs, execution counts, run metadata, the kernel's
+ * language_info details), so that what is committed is the notebook, not one run of it.
  *
  *   npm run strip-notebooks -- [--check] [file.ipynb ...]
  *
@@ -29,6 +29,16 @@ export interface NotebookJson {
 
 /** Cell metadata a run or the web UI adds (nbclient's timings, the UI's collapsed/scrolled state). */
 const RUN_METADATA = ["execution", "collapsed", "scrolled"];
+/**
+ * What a committed notebook's language_info holds; the kernel fills in the rest on every run (tslab:
+ * codemirror_mode, mimetype, version) and the web UI saves it.
+ */
+const LANGUAGE_INFO_KEPT = ["name", "file_extension"];
+
+function languageInfo(nb: NotebookJson): Record<string, unknown> | null {
+  const meta = nb.metadata as { language_info?: Record<string, unknown> } | undefined;
+  return meta && meta.language_info && typeof meta.language_info === "object" ? meta.language_info : null;
+}
 
 function cellName(c: Cell, i: number): string {
   return `cell ${i + 1}${c.id ? ` (id ${c.id})` : ""}`;
@@ -46,10 +56,15 @@ export function notebookDirt(nb: NotebookJson): string[] {
     if (meta.length) what.push(`run metadata ${meta.join(", ")}`);
     if (what.length) lines.push(`${cellName(c, i)}: ${what.join(", ")}`);
   });
+  const extra = Object.keys(languageInfo(nb) ?? {}).filter((k) => !LANGUAGE_INFO_KEPT.includes(k));
+  if (extra.length) lines.push(`notebook metadata: the kernel's language_info ${extra.join(", ")}`);
   return lines;
 }
 
-/** The notebook without outputs, execution counts or run metadata (a new object; code cells keep empty fields). */
+/**
+ * The notebook without outputs, execution counts, run metadata or the kernel's language_info details (a new
+ * object; code cells keep empty fields).
+ */
 export function stripNotebook(nb: NotebookJson): NotebookJson {
   const cells = nb.cells.map((c) => {
     const out: Cell = { ...c };
@@ -64,7 +79,10 @@ export function stripNotebook(nb: NotebookJson): NotebookJson {
     }
     return out;
   });
-  return { ...nb, cells };
+  const info = languageInfo(nb);
+  if (!info) return { ...nb, cells };
+  const kept = Object.fromEntries(Object.entries(info).filter(([k]) => LANGUAGE_INFO_KEPT.includes(k)));
+  return { ...nb, cells, metadata: { ...(nb.metadata as object), language_info: kept } };
 }
 
 /** JSON with keys sorted at every level, as Python's json.dumps(sort_keys=True). */
@@ -115,7 +133,9 @@ if (require.main === module) {
         console.log(`${shown} holds what a committed notebook must not:\n${dirt.map((l) => `  ${l}`).join("\n")}`);
       } else {
         fs.writeFileSync(file, notebookText(stripNotebook(nb)));
-        console.log(`${shown}: stripped (${dirt.length} cell${dirt.length === 1 ? "" : "s"})`);
+        const cells = dirt.filter((l) => l.startsWith("cell ")).length;
+        const meta = cells < dirt.length ? `${cells ? " and" : ""} the kernel's language_info details` : "";
+        console.log(`${shown}: stripped${cells ? ` ${cells} cell${cells === 1 ? "" : "s"}` : ""}${meta}`);
       }
     }
     const n = `${files.length} notebook${files.length === 1 ? "" : "s"}`;

@@ -36,7 +36,8 @@ describe("committed notebooks are clean", function () {
       dir = tempDir("strip");
       committed = path.join(ROOT, "notebooks", "01-quickstart.ipynb");
       saved = path.join(dir, "01-quickstart.ipynb");
-      // What Jupyter's save does after Restart & Run All: outputs, execution counts, nbclient timings, in nbformat's layout.
+      // What Jupyter's save does after Restart & Run All: outputs, execution counts, nbclient timings, and the
+      // language_info tslab reports (as the classic Notebook saved it on a fresh clone), in nbformat's layout.
       const py = [
         "import nbformat, sys",
         "nb = nbformat.read(sys.argv[1], as_version=4)",
@@ -47,6 +48,8 @@ describe("committed notebooks are clean", function () {
         "        c.execution_count = n",
         "        c.outputs = [nbformat.v4.new_output('stream', name='stdout', text='line %d\\n' % n)]",
         "        c.metadata['execution'] = {'iopub.status.busy': '2026-01-01T00:00:00.000000Z'}",
+        "nb.metadata.language_info.update({'codemirror_mode': {'mode': 'typescript', 'name': 'javascript', 'typescript': True},",
+        "                                  'mimetype': 'text/typescript', 'version': '3.7.2'})",
         "nbformat.write(nb, sys.argv[2])",
       ].join("\n");
       const r = spawnSync("/usr/bin/python3", ["-c", py, committed, saved], { encoding: "utf8" });
@@ -60,8 +63,9 @@ describe("committed notebooks are clean", function () {
     it("is flagged, cell by cell, with what it holds", () => {
       const dirt = notebookDirt(readNotebook(saved));
       const codeCells = readNotebook(committed).cells.filter((c) => c.cell_type === "code").length;
-      assert.equal(dirt.length, codeCells);
+      assert.equal(dirt.length, codeCells + 1);
       assert.match(dirt[0], /^cell 2 \(id [^)]+\): 1 output, execution count 1, run metadata execution$/);
+      assert.equal(dirt[codeCells], "notebook metadata: the kernel's language_info codemirror_mode, mimetype, version");
     });
 
     it("--check exits 1 naming the file and changes nothing; stripping restores the committed bytes", () => {

@@ -26,7 +26,7 @@ export function accuracyPoint(label: string, accuracy: number, n: number, group?
 
 export interface AccuracyChartOptions {
   title?: string;
-  /** x axis title (default "test accuracy (points: measured; bars: 95% interval)"). */
+  /** x axis title (default "test accuracy, 95% interval"). */
   xTitle?: string;
   /** Plot width in pixels (default 300: with labels and legend the picture stays within a notebook's output area); the height follows the number of rows. */
   width?: number;
@@ -56,7 +56,7 @@ export function accuracyChartSpec(points: readonly AccuracyPoint[], opts: Accura
   const x = {
     type: "quantitative" as const,
     scale: { domain: accuracyDomain(points), zero: false, nice: false },
-    axis: { format: ".0%", title: opts.xTitle ?? "test accuracy (points: measured; bars: 95% interval)", labelLimit: 0 },
+    axis: { format: ".0%", title: opts.xTitle ?? "test accuracy, 95% interval", labelLimit: 0 },
   };
   const y = { field: "label", type: "nominal" as const, sort: null, axis: { title: null, labelLimit: 0 } };
   const color = grouped ? { color: { field: "group", type: "nominal" as const, title: null } } : {};
@@ -67,7 +67,7 @@ export function accuracyChartSpec(points: readonly AccuracyPoint[], opts: Accura
     data: { values },
     encoding: { y },
     layer: [
-      { mark: { type: "rule", strokeWidth: 2 }, encoding: { x: { field: "low", ...x }, x2: { field: "high" }, ...color } },
+      { mark: { type: "rule", strokeWidth: 3, opacity: 0.5 }, encoding: { x: { field: "low", ...x }, x2: { field: "high" }, ...color } },
       {
         mark: { type: "point", filled: true, size: 60 },
         encoding: {
