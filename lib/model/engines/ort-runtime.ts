@@ -61,3 +61,28 @@ export function sessionOptions(s: OrtSessionSettings = {}): Ort.InferenceSession
     enableCpuMemArena: true,
   };
 }
+
+/** An ONNX Runtime session on a built model, and what runs it ("onnxruntime-node 1.30.0, cpu, 2 threads"). */
+export interface OrtSession {
+  ort: OrtModule;
+  session: Ort.InferenceSession;
+  /** The execution provider asked for first ("cpu", "cuda"). */
+  provider: string;
+  description: string;
+}
+
+/** Open `modelPath` with the project's session options; the error names the file. */
+export async function openSession(modelPath: string, settings: OrtSessionSettings = {}): Promise<OrtSession> {
+  const { ort, reason } = loadOrt();
+  if (!ort) throw new Error(reason);
+  const so = sessionOptions(settings);
+  let session: Ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(modelPath, so);
+  } catch (e) {
+    throw new Error(`ONNX Runtime could not load ${modelPath}: ${(e as Error).message}`);
+  }
+  const provider = (so.executionProviders as string[])[0];
+  const description = `${reason}, ${provider}, ${so.intraOpNumThreads} thread${so.intraOpNumThreads === 1 ? "" : "s"}`;
+  return { ort, session, provider, description };
+}

@@ -3,8 +3,6 @@
  * its weights streamed from the checkpoint into an external-data file, the result cached on disk by the
  * checkpoint's content fingerprint and the outputs (./onnx-cache), and run by onnxruntime-node.
  */
-import * as fs from "fs";
-import * as path from "path";
 import { loadStateDict, validateStateDict } from "../checkpoint/index";
 import { contentFingerprint } from "../checkpoint/fingerprint";
 import type { UNetConfig } from "../unet/config";
@@ -14,10 +12,9 @@ import { randomParam } from "../unet/weights";
 import type { ModelSource } from "../model-source";
 import { sourceConfig } from "../model-source";
 import { HostTensor, UNetEngine } from "./engine";
-import { cachedModel, CachedModel, DATA_FILE, defaultOnnxCacheRoot, MODEL_FILE } from "./onnx-cache";
-import { OnnxGraph } from "./onnx-graph";
+import { cachedModel, CachedModel, defaultOnnxCacheRoot, graphBuilder } from "./onnx-cache";
 import { buildUNetGraph, ParamReader, resolveOutputs } from "./unet-graph";
-import { loadOrt, OrtSessionSettings, sessionOptions } from "./ort-runtime";
+import { loadOrt, openSession, OrtSessionSettings } from "./ort-runtime";
 import type * as Ort from "onnxruntime-node";
 
 export interface OrtEngineOptions extends OrtSessionSettings {
@@ -59,20 +56,10 @@ export async function buildOnnxModel(src: ModelSource, opts: OrtEngineOptions): 
   const key = { weights: w.id, config, outputs: names, inputSize };
   const cached = await cachedModel(
     key,
-    async (dir) => {
-      const g = new OnnxGraph(path.join(dir, DATA_FILE), DATA_FILE);
-      try {
-        await buildUNetGraph(g, { config, outputs: names, inputSize }, w.read);
-        const bytes = g.finish({ weights: w.id, outputs: names.join(",") }, "guided-diffusion UNetModel built by diffprobe (lib/model/engines/unet-graph.ts)");
-        const fd = fs.openSync(path.join(dir, MODEL_FILE), "w");
-        fs.writeSync(fd, bytes);
-        fs.fsyncSync(fd);
-        fs.closeSync(fd);
-      } catch (e) {
-        g.abort();
-        throw e;
-      }
-    },
+    graphBuilder("guided-diffusion UNetModel built by diffprobe (lib/model/engines/unet-graph.ts)", async (g) => {
+      await buildUNetGraph(g, { config, outputs: names, inputSize }, w.read);
+      return { weights: w.id, outputs: names.join(",") };
+    }),
     opts.cacheRoot ?? defaultOnnxCacheRoot(),
   );
   w.close();
@@ -99,16 +86,8 @@ export class OrtUNetEngine implements UNetEngine {
     const t0 = Date.now();
     const config = sourceConfig(src);
     const model = await buildOnnxModel(src, opts);
-    const so = sessionOptions(opts);
-    let session: Ort.InferenceSession;
-    try {
-      session = await ort.InferenceSession.create(model.modelPath, so);
-    } catch (e) {
-      throw new Error(`ONNX Runtime could not load ${model.modelPath}: ${(e as Error).message}`);
-    }
-    const provider = (so.executionProviders as string[])[0];
-    const description = `${reason}, ${provider}, ${so.intraOpNumThreads} thread${so.intraOpNumThreads === 1 ? "" : "s"}`;
-    return new OrtUNetEngine(config, model.outputs, description, (Date.now() - t0) / 1000, model, session, ort, opts.inputSize ?? config.imageSize);
+    const s = await openSession(model.modelPath, opts);
+    return new OrtUNetEngine(config, model.outputs, s.description, (Date.now() - t0) / 1000, model, s.session, ort, opts.inputSize ?? config.imageSize);
   }
 
   async run(x: Float32Array, n: number, t: number[], y?: number[]): Promise<Map<string, HostTensor>> {
