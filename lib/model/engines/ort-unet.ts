@@ -24,10 +24,15 @@ export interface OrtEngineOptions extends OrtSessionSettings {
   inputSize?: number;
   /** Where built models are kept (default .cache/onnx or $DIFFPROBE_ONNX_CACHE). */
   cacheRoot?: string;
+  /**
+   * Name -> shape of every tensor the checkpoint holds, when it is not a whole U-Net (the supervised encoder:
+   * time_embed, input and middle blocks, and its own head). Default: the U-Net's parameters.
+   */
+  expected?: Map<string, number[]>;
 }
 
 /** The parameter reader and cache identity of a model source. */
-async function weightsOf(src: ModelSource, config: UNetConfig): Promise<{ id: string; read: ParamReader; close: () => void }> {
+async function weightsOf(src: ModelSource, config: UNetConfig, expected?: Map<string, number[]>): Promise<{ id: string; read: ParamReader; close: () => void }> {
   if ("checkpoint" in src && src.checkpoint !== undefined) {
     const file = src.checkpoint;
     const id = await contentFingerprint(file);
@@ -35,7 +40,7 @@ async function weightsOf(src: ModelSource, config: UNetConfig): Promise<{ id: st
     const read: ParamReader = async (name) => {
       if (!sd) {
         sd = await loadStateDict(file);
-        validateStateDict(expectedParameterShapes(config), sd, file);
+        validateStateDict(expected ?? expectedParameterShapes(config), sd, file);
       }
       return sd.get(name)!.readFloat32();
     };
@@ -51,7 +56,7 @@ async function weightsOf(src: ModelSource, config: UNetConfig): Promise<{ id: st
 export async function buildOnnxModel(src: ModelSource, opts: OrtEngineOptions): Promise<CachedModel & { outputs: string[] }> {
   const config = sourceConfig(src);
   const { names } = resolveOutputs(config, opts.outputs);
-  const w = await weightsOf(src, config);
+  const w = await weightsOf(src, config, opts.expected);
   const inputSize = opts.inputSize ?? config.imageSize;
   const key = { weights: w.id, config, outputs: names, inputSize };
   const cached = await cachedModel(
