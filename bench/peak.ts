@@ -156,6 +156,8 @@ export function annotateFlops(rows: Row[]): Row[] {
     const gf = r.gflop / r.value;
     const parts = [`${r.gflop.toFixed(0)} GFLOP/img: ${gf.toFixed(0)} GFLOP/s`];
     parts.push(best ? `${((100 * gf) / best.value).toFixed(0)}% of the measured peak ${best.value.toFixed(0)} GFLOP/s (${best.measure.replace(/^measured peak: /, "")}, same run)` : "no measured peak in this run (part ort256 measures it)");
+    // Above the peak means the peak part ran under more contention than this one (a shared machine), not a faster engine.
+    if (best && gf > best.value) parts.push("ABOVE the measured peak: the machine was busier while the peak was measured; rerun on an idle machine");
     if (nominal) parts.push(`${((100 * gf) / nominal.value).toFixed(0)}% of the nominal ${nominal.value.toFixed(0)} GFLOP/s`);
     return { ...r, note: `${r.note ? r.note + "; " : ""}${parts.join(", ")}` };
   });

@@ -42,6 +42,9 @@ describe("bench: measured peak and percentages", () => {
     assert.match(rows[3].note!, /^600 GFLOP\/img: 150 GFLOP\/s, 75% of the measured peak 200 GFLOP\/s \(matmul 4096², same run\)$/);
     assert.match(rows[4].note!, /200 GFLOP\/s, 100% of the measured peak/);
     assert.match(rows[6].note!, /100 GFLOP\/s, 50% of the measured peak/);
+    assert.doesNotMatch(rows[4].note!, /ABOVE/);
+    const above = annotateFlops([rows[1], row({ measure: "full forward pass", value: 2, gflop: 600 })]);
+    assert.match(above[1].note!, /300 GFLOP\/s, 150% of the measured peak .*ABOVE the measured peak: the machine was busier while the peak was measured/);
     assert.equal(rows[7].note, undefined);
     assert.deepEqual(comparisons(rows), [
       "ONNX Runtime / PyTorch, features, batch 1, same run: 4.00 / 5.00 s/img = 0.80x the time.",
