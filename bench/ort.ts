@@ -10,7 +10,9 @@ import * as path from "path";
 import { OrtUNetEngine } from "../lib/model/engines/ort-unet";
 import { createUNetConfig } from "../lib/model/unet/config";
 import { blockTable, forwardFlops } from "../lib/model/unet/blocks";
+import { ortProviders } from "../lib/model/engines/ort-runtime";
 import type { PartOptions, Row } from "./parts";
+import { measurePeak, nominalPeak } from "./peak";
 
 const MODEL = "adm-256-uncond (random)";
 const now = () => performance.now() / 1000;
@@ -25,30 +27,32 @@ function maxRssBytes(): number {
   return process.resourceUsage().maxRSS * 1024;
 }
 
-/** Nominal float32 peak: cores x clock x vector lanes x 2 (FMA) x 2 FMA units (AVX-512: 16 lanes, AVX2: 8). */
-export function nominalPeakGflops(): { gflops: number; how: string } {
-  const info = fs.existsSync("/proc/cpuinfo") ? fs.readFileSync("/proc/cpuinfo", "utf8") : "";
-  const lanes = /\bavx512f\b/.test(info) ? 16 : /\bavx2\b/.test(info) ? 8 : 4;
-  const mhz = Number(/cpu MHz\s*:\s*([\d.]+)/.exec(info)?.[1] ?? os.cpus()[0]?.speed ?? 0);
-  const cores = os.availableParallelism();
-  const gflops = (cores * mhz * lanes * 2 * 2) / 1000;
-  return { gflops, how: `${cores} cores x ${(mhz / 1000).toFixed(2)} GHz x ${lanes} lanes x 2 (FMA) x 2 units` };
-}
-
 function imagesNCHW(n: number, size: number): Float32Array {
   const x = new Float32Array(n * 3 * size * size);
   for (let i = 0; i < x.length; i++) x[i] = Math.fround(0.9 * Math.sin(0.37 * i));
   return x;
 }
 
-/** Block `o.block` features at t = o.t (batch 1 and 8), and the full pass, on ONNX Runtime. */
+/**
+ * The machine's measured peak on the same engine and threads (./peak), then block `o.block` features at
+ * t = o.t (batch 1 and 8) and the full pass on ONNX Runtime. GFLOP/s and percentages are added by run.ts
+ * from each row's `gflop` and the peak rows.
+ */
 export async function ort256(o: PartOptions): Promise<Row[]> {
   const config = createUNetConfig("adm-256-uncond");
   const cacheRoot = fs.mkdtempSync(path.join(o.tmp || os.tmpdir(), "ort-bench-"));
   const rows: Row[] = [];
-  const peak = nominalPeakGflops();
-  const flopsTo = blockTable(config)[o.block - 1].cumulativeFlops;
+  const flopsTo = blockTable(config)[o.block - 1].cumulativeFlops / 1e9;
+  const providers = ortProviders().join(", ");
   try {
+    const peak = await measurePeak(config, {}, Math.max(3, o.reps), cacheRoot, log);
+    log(`execution provider: ${peak.provider} (this build of onnxruntime-node offers: ${providers})`);
+    for (const f of peak.figures) {
+      rows.push({ part: "ort256", model: "machine limit", backend: peak.description, batch: "", measure: `measured peak: ${f.what}`, value: f.gflops, unit: "GFLOP/s", note: `${f.gflop.toFixed(1)} GFLOP in ${f.seconds.toFixed(3)} s (median of ${Math.max(3, o.reps)})`, peak: f === peak.best ? "best" : "figure", provider: peak.provider });
+    }
+    const nominal = nominalPeak();
+    rows.push({ part: "ort256", model: "machine limit", backend: "-", batch: "", measure: "nominal peak", value: nominal.gflops ?? NaN, unit: "GFLOP/s", note: nominal.gflops === null ? nominal.why : nominal.how, peak: "nominal" });
+
     let t0 = now();
     log(`building the ONNX graph to block ${o.block} (random weights) ...`);
     const eng = await OrtUNetEngine.create({ config, seed: 0 }, { outputs: [o.block], cacheRoot });
@@ -68,9 +72,8 @@ export async function ort256(o: PartOptions): Promise<Row[]> {
         times.push((now() - t0) / batch);
       }
       const s = median(times);
-      const gf = flopsTo / 1e9 / s;
       rows.push({ part: "ort256", model: MODEL, backend, batch, measure: `first pass (warm-up)`, value: warm / batch, unit: "s/img" });
-      rows.push({ part: "ort256", model: MODEL, backend, batch, measure: `features block ${o.block}, t=${o.t} (median of ${o.reps})`, value: s, unit: "s/img", note: `${(flopsTo / 1e9).toFixed(0)} GFLOP/img: ${gf.toFixed(0)} GFLOP/s, ${((100 * gf) / peak.gflops).toFixed(0)}% of the nominal ${peak.gflops.toFixed(0)} GFLOP/s (${peak.how})` });
+      rows.push({ part: "ort256", model: MODEL, backend, batch, measure: `features block ${o.block}, t=${o.t} (median of ${o.reps})`, value: s, unit: "s/img", gflop: flopsTo, provider: peak.provider });
       rows.push({ part: "ort256", model: MODEL, backend, batch, measure: `features block ${o.block}, t=${o.t}`, value: 1 / s, unit: "img/s" });
     }
     rows.push({ part: "ort256", model: MODEL, backend, batch: "", measure: `peak RSS (to block ${o.block})`, value: maxRssBytes(), unit: "B" });
@@ -86,9 +89,7 @@ export async function ort256(o: PartOptions): Promise<Row[]> {
         await full.run(x, 1, [o.t]);
         times.push(now() - t0);
       }
-      const s = median(times);
-      const gf = forwardFlops(config) / 1e9 / s;
-      rows.push({ part: "ort256", model: MODEL, backend, batch: 1, measure: `full forward pass (median of ${o.reps})`, value: s, unit: "s/img", note: `${(forwardFlops(config) / 1e9).toFixed(0)} GFLOP: ${gf.toFixed(0)} GFLOP/s` });
+      rows.push({ part: "ort256", model: MODEL, backend, batch: 1, measure: `full forward pass (median of ${o.reps})`, value: median(times), unit: "s/img", gflop: forwardFlops(config) / 1e9, provider: peak.provider });
       rows.push({ part: "ort256", model: MODEL, backend, batch: "", measure: "peak RSS (full graph)", value: maxRssBytes(), unit: "B" });
       await full.dispose();
     }
@@ -128,15 +129,25 @@ export async function torchReference(o: PartOptions): Promise<Row[]> {
     log(`PyTorch comparison skipped: ${!fs.existsSync(script) ? `${script} is absent` : "Debian's python3-torch is not installed"}`);
     return [];
   }
-  const stopAfter = o.block - blockTable(createUNetConfig("adm-256-uncond")).filter((b) => b.section !== "output").length - 1;
+  const config = createUNetConfig("adm-256-uncond");
+  const stopAfter = o.block - blockTable(config).filter((b) => b.section !== "output").length - 1;
+  const flopsTo = blockTable(config)[o.block - 1].cumulativeFlops / 1e9;
   const rows: Row[] = [];
-  for (const args of [["--stop-after", String(stopAfter)], ...(o.quick ? [] : [[]])]) {
-    log(`PyTorch ${args.length ? `to output_blocks[${stopAfter}] (block ${o.block})` : "full pass"} ...`);
-    const r = spawnSync(py, [script, "adm256", "1", ...args, "--runs", String(o.reps), "--threads", String(os.availableParallelism())], { encoding: "utf8", env: { ...process.env, GD_SRC: gd }, maxBuffer: 1 << 24 });
+  const runs: { batch: number; args: string[] }[] = [
+    ...(o.quick ? [1] : [1, 8]).map((batch) => ({ batch, args: ["--stop-after", String(stopAfter)] })),
+    ...(o.quick ? [] : [{ batch: 1, args: [] }]),
+  ];
+  for (const { batch, args } of runs) {
+    log(`PyTorch ${args.length ? `to output_blocks[${stopAfter}] (block ${o.block})` : "full pass"}, batch ${batch} ...`);
+    const r = spawnSync(py, [script, "adm256", String(batch), ...args, "--runs", String(o.reps), "--threads", String(os.availableParallelism())], { encoding: "utf8", env: { ...process.env, GD_SRC: gd }, maxBuffer: 1 << 24 });
     const line = r.stdout.trim().split("\n").pop() ?? "";
     if (r.status !== 0 || !line.startsWith("{")) throw new Error(`bench_cpu.py failed: ${r.stderr.slice(-500)}`);
     const j = JSON.parse(line);
-    rows.push({ part: "torch", model: MODEL, backend: `PyTorch ${j.torch}, ${j.threads} threads`, batch: 1, measure: args.length ? `features block ${o.block} (median of ${o.reps})` : `full forward pass (median of ${o.reps})`, value: j.median_s, unit: "s/img" });
+    rows.push({
+      part: "torch", model: MODEL, backend: `PyTorch ${j.torch}, ${j.threads} threads`, batch,
+      measure: args.length ? `features block ${o.block}, t=90 (median of ${o.reps})` : `full forward pass (median of ${o.reps})`,
+      value: j.median_s / batch, unit: "s/img", gflop: args.length ? flopsTo : forwardFlops(config) / 1e9,
+    });
   }
   return rows;
 }

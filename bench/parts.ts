@@ -27,8 +27,14 @@ export interface Row {
   measure: string;
   /** Seconds, images/s, bytes... (see unit). */
   value: number;
-  unit: "s" | "s/img" | "img/s" | "B";
+  unit: "s" | "s/img" | "img/s" | "B" | "GFLOP/s";
   note?: string;
+  /** GFLOP per image of an s/img row: run.ts adds its GFLOP/s and the percentage of the measured peak. */
+  gflop?: number;
+  /** A machine-limit row: one figure of the measured peak, the best of them, or the nominal peak. */
+  peak?: "figure" | "best" | "nominal";
+  /** The ONNX Runtime execution provider the row ran on. */
+  provider?: string;
 }
 
 export interface PartOptions {

@@ -10,10 +10,14 @@
  *   --batch N          batch size for tiny/small (default 16)
  *
  * Parts:
- *   ort256       the 256x256 ADM on ONNX Runtime (random weights): features of block 24 at t=90, batch 1
- *                and 8 (s/img, img/s, achieved GFLOP/s against the machine's nominal peak), the full pass;
- *   torch        the official PyTorch code, same block and the full pass, when Debian's python3-torch and
- *                ../shared/tools/fixtures/bench_cpu.py are present (a comparison; skipped otherwise);
+ *   ort256       first the machine's limit on the same engine and threads (./peak: float32 matrix products
+ *                of 2048 and 4096 squares, the 3x3 convolution of the 256 model's widest shape; the nominal
+ *                peak only for processors whose FMA width the bench knows), then the 256x256 ADM on ONNX
+ *                Runtime (random weights): features of block 24 at t=90, batch 1 and 8 (s/img, img/s,
+ *                GFLOP/s as a percentage of the measured peak), the full pass; the execution provider;
+ *   torch        the official PyTorch code, same block at batch 1 and 8 and the full pass, when Debian's
+ *                python3-torch and ../shared/tools/fixtures/bench_cpu.py are present (a comparison, with the
+ *                ONNX Runtime / PyTorch ratio per batch size; skipped otherwise);
  *   adm256       the 256x256 unconditional ADM (random weights), one instance: features of block 24
  *                at t=90, batch 1 (s/img, img/s), and a full forward pass;
  *   adm256-pool  the same features on a worker pool (img/s);
@@ -30,6 +34,7 @@ import * as os from "os";
 import * as path from "path";
 import { headerComment, numberOption, parseCommandLine, runCommand, UsageError } from "../data-scripts/cli";
 import { machineLine, PartOptions, PARTS, Row } from "./parts";
+import { annotateFlops, comparisons } from "./peak";
 
 const ALL = ["ort256", "torch", "adm256", "adm256-pool", "tiny", "small", "probe", "load"];
 const MARK = "@@BENCH ";
@@ -107,6 +112,8 @@ function formatValue(r: Row): string {
       return `${r.value.toFixed(r.value < 1 ? 3 : 2)} s/img`;
     case "img/s":
       return `${r.value.toFixed(r.value < 1 ? 3 : 1)} img/s`;
+    case "GFLOP/s":
+      return Number.isFinite(r.value) ? `${r.value.toFixed(0)} GFLOP/s` : "n/a";
   }
 }
 
@@ -126,10 +133,7 @@ function markdown(rows: Row[], command: string): string {
     "",
     `Measured with \`${command}\` on ${machineLine()}, ${new Date().toISOString().slice(0, 10)}.`,
   ];
-  const torch = rows.filter((r) => r.part === "torch" && r.unit === "s/img");
-  const ort = rows.find((r) => r.part === "ort256" && r.batch === 1 && r.unit === "s/img" && r.measure.startsWith("features"));
-  const tb = torch.find((r) => r.measure.startsWith("features"));
-  if (ort && tb) out.push(`ONNX Runtime / PyTorch, same block, same run: ${(ort.value / tb.value).toFixed(2)}x the time (target: at most 0.7x).`);
+  out.push(...comparisons(rows));
   return out.join("\n");
 }
 
@@ -167,9 +171,11 @@ async function main(): Promise<number> {
       console.log(`   FAILED: ${(e as Error).message}`);
     }
   }
-  console.log("\n" + table(rows));
+  const annotated = annotateFlops(rows);
+  console.log("\n" + table(annotated));
+  console.log("\n" + comparisons(annotated).join("\n"));
   console.log("\nMarkdown for the README:\n");
-  console.log(markdown(rows, command));
+  console.log(markdown(annotated, command));
   if (failures.length) {
     console.log(`\n${failures.length} part(s) failed:\n  ${failures.join("\n  ")}`);
     return 1;

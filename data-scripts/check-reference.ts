@@ -46,8 +46,9 @@ async function main(): Promise<number> {
   for (const folder of folders) {
     console.log(`\n== ${folder}`);
     if (isTorchvisionFolder(folder)) {
-      // manifest "family": "torchvision" (ResNet / VisionTransformer, ../shared/fixtures/torchvision): 0, 1 or 2 as below.
-      status = Math.max(status, await runTorchvisionCheck(folder, { tol }));
+      // manifest "family": "torchvision" (ResNet / VisionTransformer, ../shared/fixtures/torchvision), on the
+      // engine chosen above (tfjs: the backend selected above): 0, 1 or 2 as below.
+      status = Math.max(status, await runTorchvisionCheck(folder, { tol, engine: engineChoice.name }));
       continue;
     }
     if (isDiffsslFolder(folder)) {

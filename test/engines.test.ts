@@ -13,7 +13,7 @@ import { createUNetEngine } from "../lib/model/engines/create";
 import { DATA_FILE, verifyCached } from "../lib/model/engines/onnx-cache";
 import { buildOnnxModel, OrtUNetEngine } from "../lib/model/engines/ort-unet";
 import { TfjsUNetEngine } from "../lib/model/engines/tfjs-unet";
-import { loadOrt } from "../lib/model/engines/ort-runtime";
+import { loadOrt, ortBinaryFolder, sessionOptions } from "../lib/model/engines/ort-runtime";
 import { createUNetConfig, UNetFlags } from "../lib/model/unet/config";
 import { parameterSpecs } from "../lib/model/unet/parameters";
 import { buildPlan } from "../lib/model/unet/plan";
@@ -199,5 +199,15 @@ describe("cache of built ONNX models", function () {
     const { v } = await run();
     assert.deepEqual(Array.from(v), Array.from(good));
     assert.equal(verifyCached(a.dir), null);
+  });
+});
+
+describe("ONNX Runtime providers", () => {
+  it("cuda without its libraries (not in the npm package) is an error naming the missing files and environment.md", function () {
+    const libs = ["libonnxruntime_providers_shared.so", "libonnxruntime_providers_cuda.so"].map((f) => path.join(ortBinaryFolder(), f));
+    if (process.platform !== "linux" || libs.every((f) => fs.existsSync(f))) this.skip();
+    assert.throws(() => sessionOptions({ provider: "cuda" }), /ONNX Runtime provider "cuda" is not installed: .*libonnxruntime_providers_cuda\.so.* missing from .*napi-v6.*environment\.md/);
+    assert.throws(() => sessionOptions({ provider: "rocm" }), /provider "rocm" is not in this build \(have: cpu, /);
+    assert.deepEqual(sessionOptions({ provider: "cpu", threads: 1 }).executionProviders, ["cpu"]);
   });
 });

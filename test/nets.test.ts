@@ -1,5 +1,5 @@
 /**
- * torchvision networks on tfjs (lib/model/nets): parity with PyTorch reference outputs
+ * torchvision networks on tfjs (lib/model/nets; ONNX Runtime: test/nets-ort.test.ts): parity with PyTorch reference outputs
  * (../shared/fixtures/torchvision: torchvision 0.14 ResNet(Bottleneck, [1,1,1,1]) and VisionTransformer,
  * random weights), checkpoint validation errors, layer selection / stop-early against the full pass,
  * the published-weights key mappings on synthetic checkpoints with the publishers' key names, and the
@@ -43,7 +43,7 @@ for (const backend of ["wasm", "cpu"]) {
       it(`${name}: every saved module output within ${TOL}`, async function () {
         const dir = sharedOrSkip(this, "fixtures", "torchvision", name);
         const manifest = JSON.parse(fs.readFileSync(path.join(dir, "manifest.json"), "utf8"));
-        const r = await checkTorchvisionFolder(dir, { tol: TOL });
+        const r = await checkTorchvisionFolder(dir, { tol: TOL, engine: "tfjs" });
         const bad = r.lines.filter((l) => l.status !== "PASS");
         assert.equal(bad.length, 0, bad.map(formatLine).join("\n"));
         assert.deepEqual(r.lines.map((l) => l.name), manifest.tensors.map((t: { name: string }) => t.name));

@@ -80,7 +80,7 @@ export async function baselineBatchRows(model: CleanImageModel, images: ImageArr
   const x = tf.tensor4d(images.data, shape as [number, number, number, number]);
   let out: Map<string, tf.Tensor4D> | null = null;
   try {
-    out = model.run(x, layers.map((l) => l.name));
+    out = await model.run(x, layers.map((l) => l.name));
     const rows = new Map<string, Float32Array>();
     for (const l of layers) {
       const t = out.get(l.name);

@@ -12,6 +12,7 @@ import * as path from "path";
 import { createHash } from "crypto";
 import { projectRoot } from "../../paths";
 import { sha256FileSync } from "../checkpoint/fingerprint";
+import { OnnxGraph } from "./onnx-graph";
 
 /** Bump when the graph builder changes what it writes for the same key. */
 export const GRAPH_VERSION = 2;
@@ -124,4 +125,25 @@ export function sweepStaleBuilds(root = defaultOnnxCacheRoot(), maxAgeMs = 24 * 
     }
   }
   return n;
+}
+
+/**
+ * A `build` function for cachedModel: `fill` adds the graph (weights go to DATA_FILE as they are added) and
+ * returns the model's metadata; the encoded model is written to MODEL_FILE and synced.
+ */
+export function graphBuilder(doc: string, fill: (g: OnnxGraph) => Promise<Record<string, string>> | Record<string, string>): (dir: string) => Promise<void> {
+  return async (dir) => {
+    const g = new OnnxGraph(path.join(dir, DATA_FILE), DATA_FILE);
+    try {
+      const meta = await fill(g);
+      const bytes = g.finish(meta, doc);
+      const fd = fs.openSync(path.join(dir, MODEL_FILE), "w");
+      fs.writeSync(fd, bytes);
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+    } catch (e) {
+      g.abort();
+      throw e;
+    }
+  };
 }

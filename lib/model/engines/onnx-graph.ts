@@ -45,7 +45,8 @@ export class OnnxGraph {
     return name;
   }
 
-  output(name: string, dims: Dim[], elemType: number = DataType.FLOAT): void {
+  /** A graph output; `dims` null leaves its shape (rank included) to the runtime. */
+  output(name: string, dims: Dim[] | null, elemType: number = DataType.FLOAT): void {
     this.outputs.push(valueInfo(name, dims, elemType));
   }
 
@@ -140,7 +141,8 @@ export class OnnxGraph {
   }
 }
 
-function valueInfo(name: string, dims: Dim[], elemType: number): object {
+function valueInfo(name: string, dims: Dim[] | null, elemType: number): object {
+  if (dims === null) return { name, type: { tensorType: { elemType } } };
   return {
     name,
     type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) } } },

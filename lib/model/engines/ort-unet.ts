@@ -3,8 +3,6 @@
  * its weights streamed from the checkpoint into an external-data file, the result cached on disk by the
  * checkpoint's content fingerprint and the outputs (./onnx-cache), and run by onnxruntime-node.
  */
-import * as fs from "fs";
-import * as path from "path";
 import { loadStateDict, validateStateDict } from "../checkpoint/index";
 import { contentFingerprint } from "../checkpoint/fingerprint";
 import type { UNetConfig } from "../unet/config";
@@ -14,10 +12,9 @@ import { randomParam } from "../unet/weights";
 import type { ModelSource } from "../model-source";
 import { sourceConfig } from "../model-source";
 import { HostTensor, UNetEngine } from "./engine";
-import { cachedModel, CachedModel, DATA_FILE, defaultOnnxCacheRoot, MODEL_FILE } from "./onnx-cache";
-import { OnnxGraph } from "./onnx-graph";
+import { cachedModel, CachedModel, defaultOnnxCacheRoot, graphBuilder } from "./onnx-cache";
 import { buildUNetGraph, ParamReader, resolveOutputs } from "./unet-graph";
-import { loadOrt, OrtSessionSettings, sessionOptions } from "./ort-runtime";
+import { loadOrt, openSession, OrtSessionSettings } from "./ort-runtime";
 import type * as Ort from "onnxruntime-node";
 
 export interface OrtEngineOptions extends OrtSessionSettings {
@@ -27,10 +24,15 @@ export interface OrtEngineOptions extends OrtSessionSettings {
   inputSize?: number;
   /** Where built models are kept (default .cache/onnx or $DIFFPROBE_ONNX_CACHE). */
   cacheRoot?: string;
+  /**
+   * Name -> shape of every tensor the checkpoint holds, when it is not a whole U-Net (the supervised encoder:
+   * time_embed, input and middle blocks, and its own head). Default: the U-Net's parameters.
+   */
+  expected?: Map<string, number[]>;
 }
 
 /** The parameter reader and cache identity of a model source. */
-async function weightsOf(src: ModelSource, config: UNetConfig): Promise<{ id: string; read: ParamReader; close: () => void }> {
+async function weightsOf(src: ModelSource, config: UNetConfig, expected?: Map<string, number[]>): Promise<{ id: string; read: ParamReader; close: () => void }> {
   if ("checkpoint" in src && src.checkpoint !== undefined) {
     const file = src.checkpoint;
     const id = await contentFingerprint(file);
@@ -38,7 +40,7 @@ async function weightsOf(src: ModelSource, config: UNetConfig): Promise<{ id: st
     const read: ParamReader = async (name) => {
       if (!sd) {
         sd = await loadStateDict(file);
-        validateStateDict(expectedParameterShapes(config), sd, file);
+        validateStateDict(expected ?? expectedParameterShapes(config), sd, file);
       }
       return sd.get(name)!.readFloat32();
     };
@@ -54,25 +56,15 @@ async function weightsOf(src: ModelSource, config: UNetConfig): Promise<{ id: st
 export async function buildOnnxModel(src: ModelSource, opts: OrtEngineOptions): Promise<CachedModel & { outputs: string[] }> {
   const config = sourceConfig(src);
   const { names } = resolveOutputs(config, opts.outputs);
-  const w = await weightsOf(src, config);
+  const w = await weightsOf(src, config, opts.expected);
   const inputSize = opts.inputSize ?? config.imageSize;
   const key = { weights: w.id, config, outputs: names, inputSize };
   const cached = await cachedModel(
     key,
-    async (dir) => {
-      const g = new OnnxGraph(path.join(dir, DATA_FILE), DATA_FILE);
-      try {
-        await buildUNetGraph(g, { config, outputs: names, inputSize }, w.read);
-        const bytes = g.finish({ weights: w.id, outputs: names.join(",") }, "guided-diffusion UNetModel built by diffprobe (lib/model/engines/unet-graph.ts)");
-        const fd = fs.openSync(path.join(dir, MODEL_FILE), "w");
-        fs.writeSync(fd, bytes);
-        fs.fsyncSync(fd);
-        fs.closeSync(fd);
-      } catch (e) {
-        g.abort();
-        throw e;
-      }
-    },
+    graphBuilder("guided-diffusion UNetModel built by diffprobe (lib/model/engines/unet-graph.ts)", async (g) => {
+      await buildUNetGraph(g, { config, outputs: names, inputSize }, w.read);
+      return { weights: w.id, outputs: names.join(",") };
+    }),
     opts.cacheRoot ?? defaultOnnxCacheRoot(),
   );
   w.close();
@@ -99,16 +91,8 @@ export class OrtUNetEngine implements UNetEngine {
     const t0 = Date.now();
     const config = sourceConfig(src);
     const model = await buildOnnxModel(src, opts);
-    const so = sessionOptions(opts);
-    let session: Ort.InferenceSession;
-    try {
-      session = await ort.InferenceSession.create(model.modelPath, so);
-    } catch (e) {
-      throw new Error(`ONNX Runtime could not load ${model.modelPath}: ${(e as Error).message}`);
-    }
-    const provider = (so.executionProviders as string[])[0];
-    const description = `${reason}, ${provider}, ${so.intraOpNumThreads} thread${so.intraOpNumThreads === 1 ? "" : "s"}`;
-    return new OrtUNetEngine(config, model.outputs, description, (Date.now() - t0) / 1000, model, session, ort, opts.inputSize ?? config.imageSize);
+    const s = await openSession(model.modelPath, opts);
+    return new OrtUNetEngine(config, model.outputs, s.description, (Date.now() - t0) / 1000, model, s.session, ort, opts.inputSize ?? config.imageSize);
   }
 
   async run(x: Float32Array, n: number, t: number[], y?: number[]): Promise<Map<string, HostTensor>> {

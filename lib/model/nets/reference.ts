@@ -1,5 +1,5 @@
 /**
- * Compare the tfjs torchvision networks with a folder of PyTorch reference tensors (the layout of
+ * Compare the torchvision networks, on ONNX Runtime or tfjs (./net-engine), with a folder of PyTorch reference tensors (the layout of
  * ../shared/fixtures/torchvision/<config>/, see its README):
  *
  *   manifest.json   family "torchvision", constructor, kwargs, layers (ResNet), input, tensors (name, file, shape)
@@ -11,24 +11,32 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import * as tf from "@tensorflow/tfjs";
 import { loadStateDict } from "../checkpoint/index";
+import type { HostTensor } from "../engines/engine";
 import { npyToFloat32, NpyArray, readNpy } from "../npy";
 import { formatLine, relError, ReferenceLine } from "../unet/reference";
-import { configFromManifest, NetConfig, netFromStateDict } from "./load";
+import { configFromManifest, NetConfig } from "./load";
+import { createNetEngine, netDescription } from "./net-engine";
 
 export interface NetReferenceOptions {
   tol?: number;
+  /** "auto" (default: $DIFFPROBE_ENGINE, else ONNX Runtime where it loads), "ort" or "tfjs" (on the active backend). */
+  engine?: string;
+  /** Where built ONNX models are kept (default .cache/onnx or $DIFFPROBE_ONNX_CACHE). */
+  cacheRoot?: string;
   onLine?: (line: ReferenceLine) => void;
 }
 
 export interface NetReferenceReport {
   folder: string;
   net: NetConfig;
+  /** What ran: "onnxruntime-node 1.30.0, cpu, 2 threads" or "tfjs 4.22.0, wasm". */
   backend: string;
   lines: ReferenceLine[];
   ok: boolean;
+  /** Reading the weights and making the engine ready (an ONNX build or cache hit included). */
   loadMs: number;
+  /** The first forward pass. */
   forwardMs: number;
   /** Parameters in the checkpoint (BatchNorm running statistics not counted). */
   parameters: number;
@@ -48,7 +56,7 @@ export function isTorchvisionFolder(folder: string): boolean {
 }
 
 /**
- * Run the comparison for one folder on the active tfjs backend. Throws only when no comparison is possible
+ * Run the comparison for one folder on the chosen engine (tfjs: its active backend). Throws only when no comparison is possible
  * (no manifest, checkpoint or input; a checkpoint that does not match the manifest's network).
  */
 export async function checkTorchvisionFolder(folder: string, opts: NetReferenceOptions = {}): Promise<NetReferenceReport> {
@@ -72,13 +80,12 @@ export async function checkTorchvisionFolder(folder: string, opts: NetReferenceO
 
   const t0 = Date.now();
   const sd = await loadStateDict(ckpt);
-  const model = await netFromStateDict(sd, { config: net, file: ckpt });
-  const loadMs = Date.now() - t0;
   let parameters = 0;
   for (const [k, t] of sd) if (!/running_(mean|var)$|num_batches_tracked$/.test(k)) parameters += t.shape.reduce((a, b) => a * b, 1);
+  const all = netDescription(net).stages.map((s) => s.name);
+  const known = new Set(all);
 
   const items = ((manifest.tensors ?? []) as { name: string; file: string; shape?: number[] }[]).filter((t) => t.name && t.file);
-  const known = new Set(model.layers());
   const refs = new Map<string, NpyArray>();
   const wanted: string[] = [];
   for (const it of items) {
@@ -92,24 +99,20 @@ export async function checkTorchvisionFolder(folder: string, opts: NetReferenceO
       emit({ name: it.name, file: it.file, status: "FAIL", note: `unreadable: ${(e as Error).message}` });
     }
   }
+  const { engine } = await createNetEngine(ckpt, { engine: opts.engine, config: net, stateDict: sd, layers: wanted.length ? wanted : [all[0]], cacheRoot: opts.cacheRoot });
+  const loadMs = Date.now() - t0;
   let forwardMs = 0;
-  let outputs = new Map<string, tf.Tensor>();
+  let outputs = new Map<string, HostTensor>();
   try {
     if (wanted.length) {
-      const x = tf.tensor4d(npyToFloat32(input), input.shape as [number, number, number, number]);
       const t1 = Date.now();
-      try {
-        outputs = model.forward(x, { layers: wanted });
-        for (const t of outputs.values()) await t.data();
-      } finally {
-        x.dispose();
-      }
+      outputs = await engine.run(npyToFloat32(input), input.shape);
       forwardMs = Date.now() - t1;
     }
     for (const it of items) {
       if (lines.some((l) => l.name === it.name)) continue;
       if (!known.has(it.name)) {
-        emit({ name: it.name, file: it.file, status: "FAIL", note: `no layer of that name; the layers are ${model.layers().join(", ")}` });
+        emit({ name: it.name, file: it.file, status: "FAIL", note: `no layer of that name; the layers are ${all.join(", ")}` });
         continue;
       }
       const ref = refs.get(it.name);
@@ -126,15 +129,14 @@ export async function checkTorchvisionFolder(folder: string, opts: NetReferenceO
         emit({ name: it.name, file: it.file, status: "FAIL", shape: ref.shape, note: `shape differs: ours ${shapeText(ours.shape)}, reference ${shapeText(ref.shape)}` });
         continue;
       }
-      const e = relError(ours.dataSync() as Float32Array, npyToFloat32(ref));
+      const e = relError(ours.data, npyToFloat32(ref));
       emit({ name: it.name, file: it.file, status: e.rel <= tol ? "PASS" : "FAIL", shape: ref.shape, tol, ...e });
     }
     if (items.length === 0) emit({ name: "(manifest)", file: "manifest.json", status: "FAIL", note: "the manifest lists no tensors" });
   } finally {
-    for (const t of outputs.values()) t.dispose();
-    model.dispose();
+    await engine.dispose();
   }
-  return { folder, net, backend: tf.getBackend(), lines, ok: lines.every((l) => l.status !== "FAIL"), loadMs, forwardMs, parameters };
+  return { folder, net, backend: engine.description, lines, ok: lines.every((l) => l.status !== "FAIL"), loadMs, forwardMs, parameters };
 }
 
 /** One line describing the network, e.g. "ResNet layers 3,4,6,3, widths 64..512, 1000 classes". */
@@ -151,15 +153,19 @@ export function describeNet(n: NetConfig): string {
  * The check-reference CLI's report for one torchvision folder: one line per tensor, a summary, and the exit
  * status (0 all passed, 1 some tensor failed, 2 the comparison could not run).
  */
-export async function runTorchvisionCheck(folder: string, opts: { tol?: number; log?: (s: string) => void; error?: (s: string) => void } = {}): Promise<number> {
+export async function runTorchvisionCheck(
+  folder: string,
+  opts: { tol?: number; engine?: string; cacheRoot?: string; log?: (s: string) => void; error?: (s: string) => void } = {},
+): Promise<number> {
   const log = opts.log ?? ((s: string) => console.log(s));
   const error = opts.error ?? ((s: string) => console.error(s));
   try {
-    const r = await checkTorchvisionFolder(folder, { tol: opts.tol, onLine: (l) => log(formatLine(l)) });
+    const r = await checkTorchvisionFolder(folder, { tol: opts.tol, engine: opts.engine, cacheRoot: opts.cacheRoot, onLine: (l) => log(formatLine(l)) });
     const fails = r.lines.filter((l) => l.status === "FAIL").length;
     const passes = r.lines.filter((l) => l.status === "PASS").length;
     const worst = Math.max(...r.lines.filter((l) => l.rel !== undefined).map((l) => l.rel!));
     log(`network: ${describeNet(r.net)}, ${r.parameters.toLocaleString("en-US")} parameters`);
+    log(`engine: ${r.backend}`);
     log(`load ${r.loadMs} ms, forward ${r.forwardMs} ms; worst float32 rel ${Number.isFinite(worst) ? worst.toExponential(2) : "n/a"}`);
     log(fails === 0 ? `ALL PASS (${passes} tensors)` : `${fails} FAILED, ${passes} passed`);
     return fails ? 1 : 0;

@@ -1,19 +1,22 @@
 /**
  * torchvision's ResNet with Bottleneck blocks (torchvision.models.resnet.ResNet(Bottleneck, layers)),
- * evaluation mode, on tfjs. NCHW at the API edge, NHWC inside.
+ * evaluation mode, on tfjs (NCHW at the API edge, NHWC inside) or ONNX Runtime.
  *
  *   conv1 (7x7/2, pad 3) - bn1 - relu - maxpool (3x3/2, pad 1) - layer1..layer4 - avgpool - flatten - fc
  *   Bottleneck (v1.5: the stride sits on the 3x3 conv): conv1 1x1 - bn1 - relu - conv2 3x3/s - bn2 - relu -
  *   conv3 1x1 - bn3, plus the identity or downsample (1x1/s conv - BatchNorm), then relu.
  *
- * BatchNorm uses its running statistics (eps 1e-5) as a per-channel scale and shift. Layer outputs are
+ * BatchNorm uses its running statistics (eps 1e-5) as a per-channel scale and shift. The forward pass is
+ * written once (resnetStages) and lowered to tfjs here and to ONNX by ./onnx-net. Layer outputs are
  * named as torchvision's modules: "conv1", "bn1", "relu", "maxpool", "layerK", "layerK.B", "avgpool"
  * ([N, C], flattened as ResNet.forward does) and "fc".
  */
 import * as tf from "@tensorflow/tfjs";
 import type { StateDict } from "../checkpoint/state-dict";
-import { ForwardOptions, selectLayers } from "./select";
-import { batchNormParams, checkInput, NetParam, NetWeights, nhwcToNchw } from "./weights";
+import { runStagesTfjs } from "./lower-tfjs";
+import type { NetOps, Stage } from "./ops";
+import type { ForwardOptions } from "./select";
+import { batchNormParams, checkInput, NetParam, NetWeights } from "./weights";
 
 export interface ResNetConfig {
   /** Bottleneck blocks per stage: resnet50 [3, 4, 6, 3]. */
@@ -117,6 +120,38 @@ export function resnetLayers(cfg: ResNetConfig): string[] {
   return names;
 }
 
+/**
+ * The network as named stages (./ops), lowered to tfjs (ResNet.forward) and to ONNX (./onnx-net): one
+ * definition of torchvision's forward pass.
+ */
+export function resnetStages(cfg: ResNetConfig): Stage[] {
+  const convBn = <T>(o: NetOps<T>, x: T, conv: string, bn: string, stride: number, k: number): T =>
+    o.batchNorm(o.conv(x, conv, { stride, pad: (k - 1) / 2, bias: false }), bn);
+  const bottleneck = (pre: string, stride: number, downsample: boolean): Stage => ({
+    name: pre,
+    apply: (o, x) => {
+      let out = o.relu(convBn(o, x, `${pre}.conv1`, `${pre}.bn1`, 1, 1));
+      out = o.relu(convBn(o, out, `${pre}.conv2`, `${pre}.bn2`, stride, 3));
+      out = convBn(o, out, `${pre}.conv3`, `${pre}.bn3`, 1, 1);
+      const identity = downsample ? convBn(o, x, `${pre}.downsample.0`, `${pre}.downsample.1`, stride, 1) : x;
+      return o.relu(o.add(out, identity));
+    },
+  });
+  const stages: Stage[] = [
+    { name: "conv1", apply: (o, x) => o.conv(x, "conv1", { stride: 2, pad: 3, bias: false }) },
+    { name: "bn1", apply: (o, x) => o.batchNorm(x, "bn1") },
+    { name: "relu", apply: (o, x) => o.relu(x) },
+    { name: "maxpool", apply: (o, x) => o.maxPool(x, 3, 2, 1) },
+  ];
+  cfg.layers.forEach((n, s) => {
+    for (let b = 0; b < n; b++) stages.push(bottleneck(`layer${s + 1}.${b}`, b === 0 ? stageStride(s) : 1, b === 0 && hasDownsample(cfg, s)));
+    stages.push({ name: `layer${s + 1}`, apply: (_o, x) => x });
+  });
+  stages.push({ name: "avgpool", apply: (o, x) => o.spatialMean(x) });
+  if (cfg.numClasses !== null) stages.push({ name: "fc", apply: (o, x) => o.linear(x, "fc") });
+  return stages;
+}
+
 export class ResNet {
   private constructor(readonly config: ResNetConfig, private readonly w: NetWeights) {}
 
@@ -139,76 +174,17 @@ export class ResNet {
     return this.w.bytes;
   }
 
-  private conv(x: tf.Tensor4D, name: string, stride: number): tf.Tensor4D {
-    const filter = this.w.get(`${name}.weight`) as tf.Tensor4D;
-    return tf.conv2d(x, filter, stride, (filter.shape[0] - 1) / 2);
-  }
-
-  private bn(x: tf.Tensor4D, name: string): tf.Tensor4D {
-    return tf.tidy(() => tf.add(tf.mul(x, this.w.get(`${name}.scale`)), this.w.get(`${name}.shift`)));
-  }
-
-  private convBn(x: tf.Tensor4D, conv: string, bn: string, stride: number, relu: boolean): tf.Tensor4D {
-    return tf.tidy(() => {
-      const y = this.bn(this.conv(x, conv, stride), bn);
-      return relu ? tf.relu(y) : y;
-    });
-  }
-
-  private bottleneck(x: tf.Tensor4D, pre: string, stride: number, downsample: boolean): tf.Tensor4D {
-    return tf.tidy(() => {
-      let out = this.convBn(x, `${pre}.conv1`, `${pre}.bn1`, 1, true);
-      out = this.convBn(out, `${pre}.conv2`, `${pre}.bn2`, stride, true);
-      out = this.convBn(out, `${pre}.conv3`, `${pre}.bn3`, 1, false);
-      const identity = downsample ? this.convBn(x, `${pre}.downsample.0`, `${pre}.downsample.1`, stride, false) : x;
-      return tf.relu(tf.add(out, identity)) as tf.Tensor4D;
-    });
-  }
-
   /**
    * Run on `x` (NCHW float32). Returns the requested layer outputs by name: NCHW maps, [N, C] for avgpool,
    * [N, classes] for fc. The caller disposes the returned tensors.
    */
   forward(x: tf.Tensor4D, opts: ForwardOptions = {}): Map<string, tf.Tensor> {
     checkInput(x, this.config.inChannels, "ResNet");
-    const all = this.layers();
-    const { wanted, last } = selectLayers(all, opts.layers, "ResNet");
-    const stopEarly = opts.stopEarly ?? true;
-    const out = new Map<string, tf.Tensor>();
-    let step = -1;
-    let cur: tf.Tensor = tf.transpose(x, [0, 2, 3, 1]);
-    // Each step replaces `cur`, keeps a copy when wanted, and tells whether to go on.
-    const advance = (name: string, next: tf.Tensor): boolean => {
-      if (next !== cur) cur.dispose();
-      cur = next;
-      step = all.indexOf(name);
-      if (wanted.has(name)) out.set(name, cur.rank === 4 ? nhwcToNchw(cur as tf.Tensor4D) : cur.clone());
-      return !(stopEarly && step >= last);
-    };
+    const nhwc = tf.transpose(x, [0, 2, 3, 1]);
     try {
-      const cfg = this.config;
-      if (!advance("conv1", this.conv(cur as tf.Tensor4D, "conv1", 2))) return out;
-      if (!advance("bn1", this.bn(cur as tf.Tensor4D, "bn1"))) return out;
-      if (!advance("relu", tf.relu(cur))) return out;
-      const pooled = tf.tidy(() => tf.maxPool(tf.pad(cur as tf.Tensor4D, [[0, 0], [1, 1], [1, 1], [0, 0]], -Infinity), 3, 2, "valid"));
-      if (!advance("maxpool", pooled)) return out;
-      for (let s = 0; s < cfg.layers.length; s++) {
-        for (let b = 0; b < cfg.layers[s]; b++) {
-          const next = this.bottleneck(cur as tf.Tensor4D, `layer${s + 1}.${b}`, b === 0 ? stageStride(s) : 1, b === 0 && hasDownsample(cfg, s));
-          if (!advance(`layer${s + 1}.${b}`, next)) return out;
-        }
-        if (!advance(`layer${s + 1}`, cur)) return out;
-      }
-      if (!advance("avgpool", tf.mean(cur, [1, 2]))) return out;
-      if (cfg.numClasses !== null) {
-        advance("fc", tf.tidy(() => tf.add(tf.matMul(cur as tf.Tensor2D, this.w.get("fc.weight") as tf.Tensor2D), this.w.get("fc.bias"))));
-      }
-      return out;
-    } catch (e) {
-      for (const t of out.values()) t.dispose();
-      throw e;
+      return runStagesTfjs(resnetStages(this.config), this.w, nhwc, { ...opts, what: "ResNet" });
     } finally {
-      cur.dispose();
+      nhwc.dispose();
     }
   }
 

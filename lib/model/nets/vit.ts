@@ -1,5 +1,6 @@
 /**
- * torchvision's VisionTransformer (torchvision.models.vision_transformer), evaluation mode, on tfjs.
+ * torchvision's VisionTransformer (torchvision.models.vision_transformer), evaluation mode, on tfjs or ONNX
+ * Runtime (the forward pass is written once, vitStages, and lowered to each).
  * NCHW images in; tokens are [N, 1 + patches, hidden] with the class token first.
  *
  *   conv_proj (patch x patch conv, stride patch) -> flatten to tokens -> prepend class_token
@@ -14,8 +15,10 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { StateDict } from "../checkpoint/state-dict";
-import { ForwardOptions, selectLayers } from "./select";
-import { checkInput, NetParam, NetWeights, nhwcToNchw } from "./weights";
+import { runStagesTfjs } from "./lower-tfjs";
+import type { Stage } from "./ops";
+import type { ForwardOptions } from "./select";
+import { checkInput, NetParam, NetWeights } from "./weights";
 
 export interface ViTConfig {
   imageSize: number;
@@ -151,6 +154,45 @@ export function vitLayers(c: ViTConfig): string[] {
   return names;
 }
 
+/**
+ * The network as named stages (./ops), lowered to tfjs (VisionTransformer.forward) and to ONNX (./onnx-net):
+ * one definition of torchvision's forward pass.
+ */
+export function vitStages(c: ViTConfig): Stage[] {
+  const hd = c.hiddenDim / c.numHeads;
+  const encoderLayer = (l: string): Stage => ({
+    name: l,
+    apply: (o, x) => {
+      const qkv = o.linear(o.layerNorm(x, `${l}.ln_1`, 1e-6), `${l}.self_attention`, `${l}.self_attention.in_proj_weight`, `${l}.self_attention.in_proj_bias`);
+      const a = o.add(x, o.linear(o.selfAttention(qkv, c.numHeads, hd), `${l}.self_attention.out_proj`));
+      return o.add(a, o.linear(o.gelu(o.linear(o.layerNorm(a, `${l}.ln_2`, 1e-6), `${l}.mlp.0`)), `${l}.mlp.3`));
+    },
+  });
+  const stages: Stage[] = [
+    { name: "conv_proj", apply: (o, x) => o.conv(x, "conv_proj", { stride: c.patchSize, pad: 0, bias: true }) },
+    { name: "encoder.dropout", apply: (o, grid) => o.addParam(o.prependToken(o.mapToTokens(grid), "class_token"), "encoder.pos_embedding") },
+  ];
+  for (let i = 0; i < c.numLayers; i++) stages.push(encoderLayer(`${LAYER}${i}`));
+  stages.push({ name: "encoder.ln", apply: (o, x) => o.layerNorm(x, "encoder.ln", 1e-6) });
+  if (c.numClasses !== null) {
+    stages.push({
+      name: "heads",
+      apply: (o, x) => {
+        let y = o.firstToken(x);
+        if (c.representationSize !== null) y = o.tanh(o.linear(y, "heads.pre_logits"));
+        return o.linear(y, "heads.head");
+      },
+    });
+  }
+  return stages;
+}
+
+/** Check that a ViT configuration is consistent (heads divide the width, patches tile the image). */
+export function checkVitConfig(config: ViTConfig): void {
+  if (config.hiddenDim % config.numHeads !== 0) throw new Error(`VisionTransformer: hidden size ${config.hiddenDim} is not divisible by ${config.numHeads} heads`);
+  if (config.imageSize % config.patchSize !== 0) throw new Error(`VisionTransformer: image size ${config.imageSize} is not divisible by patch size ${config.patchSize}`);
+}
+
 export class VisionTransformer {
   private constructor(readonly config: ViTConfig, private readonly w: NetWeights) {}
 
@@ -162,8 +204,7 @@ export class VisionTransformer {
     const file = opts.file ?? "state dict";
     const sd = normalizeVitKeys(sdIn);
     const config = opts.config ?? vitConfigFromStateDict(sd, { numHeads: opts.numHeads, file });
-    if (config.hiddenDim % config.numHeads !== 0) throw new Error(`VisionTransformer: hidden size ${config.hiddenDim} is not divisible by ${config.numHeads} heads`);
-    if (config.imageSize % config.patchSize !== 0) throw new Error(`VisionTransformer: image size ${config.imageSize} is not divisible by patch size ${config.patchSize}`);
+    checkVitConfig(config);
     return new VisionTransformer(config, await NetWeights.load(vitParams(config), sd, file));
   }
 
@@ -175,49 +216,6 @@ export class VisionTransformer {
     return this.w.bytes;
   }
 
-  /** nn.Linear on [..., in] tokens. */
-  private linear(x: tf.Tensor, name: string, weight = `${name}.weight`, bias = `${name}.bias`): tf.Tensor {
-    return tf.tidy(() => {
-      const inDim = x.shape[x.rank - 1];
-      const wt = this.w.get(weight) as tf.Tensor2D;
-      const y = tf.add(tf.matMul(x.reshape([-1, inDim]) as tf.Tensor2D, wt), this.w.get(bias));
-      return y.reshape([...x.shape.slice(0, -1), wt.shape[1]]);
-    });
-  }
-
-  private layerNorm(x: tf.Tensor, name: string): tf.Tensor {
-    return tf.tidy(() => {
-      const mean = tf.mean(x, -1, true);
-      const centred = tf.sub(x, mean);
-      const variance = tf.mean(tf.square(centred), -1, true);
-      const normed = tf.mul(centred, tf.rsqrt(tf.add(variance, 1e-6)));
-      return tf.add(tf.mul(normed, this.w.get(`${name}.weight`)), this.w.get(`${name}.bias`));
-    });
-  }
-
-  private attention(x: tf.Tensor3D, name: string): tf.Tensor3D {
-    const { numHeads: h, hiddenDim: d } = this.config;
-    const hd = d / h;
-    return tf.tidy(() => {
-      const [n, t] = x.shape;
-      const qkv = this.linear(x, name, `${name}.in_proj_weight`, `${name}.in_proj_bias`); // [N, T, 3D]
-      const heads = (i: number) => tf.transpose(tf.slice(qkv, [0, 0, i * d], [n, t, d]).reshape([n, t, h, hd]), [0, 2, 1, 3]); // [N, H, T, hd]
-      const q = tf.div(heads(0), Math.sqrt(hd));
-      const attn = tf.softmax(tf.matMul(q, heads(1), false, true)); // [N, H, T, T]
-      const o = tf.transpose(tf.matMul(attn, heads(2)), [0, 2, 1, 3]).reshape([n, t, d]);
-      return this.linear(o, `${name}.out_proj`) as tf.Tensor3D;
-    });
-  }
-
-  private encoderLayer(x: tf.Tensor3D, l: string): tf.Tensor3D {
-    return tf.tidy(() => {
-      const a = tf.add(x, this.attention(this.layerNorm(x, `${l}.ln_1`) as tf.Tensor3D, `${l}.self_attention`));
-      const u = this.linear(this.layerNorm(a, `${l}.ln_2`), `${l}.mlp.0`);
-      const gelu = tf.mul(tf.mul(u, 0.5), tf.add(tf.erf(tf.mul(u, Math.SQRT1_2)), 1));
-      return tf.add(a, this.linear(gelu, `${l}.mlp.3`)) as tf.Tensor3D;
-    });
-  }
-
   /**
    * Run on `x` (NCHW float32, imageSize x imageSize). Returns the requested layer outputs by name: "conv_proj"
    * NCHW, token outputs [N, 1 + patches, hidden], "heads" [N, classes]. The caller disposes them.
@@ -225,55 +223,23 @@ export class VisionTransformer {
   forward(x: tf.Tensor4D, opts: ForwardOptions = {}): Map<string, tf.Tensor> {
     const c = this.config;
     checkInput(x, c.inChannels, "VisionTransformer");
-    if (x.shape[2] !== c.imageSize || x.shape[3] !== c.imageSize) {
-      throw new Error(`VisionTransformer: input is ${x.shape[2]}x${x.shape[3]}; this network takes ${c.imageSize}x${c.imageSize} (shape [N, ${c.inChannels}, ${c.imageSize}, ${c.imageSize}])`);
-    }
-    const all = this.layers();
-    const { wanted, last } = selectLayers(all, opts.layers, "VisionTransformer");
-    const stopEarly = opts.stopEarly ?? true;
-    const out = new Map<string, tf.Tensor>();
-    let cur: tf.Tensor | null = null;
-    const advance = (name: string, next: tf.Tensor): boolean => {
-      if (cur && next !== cur) cur.dispose();
-      cur = next;
-      if (wanted.has(name)) out.set(name, cur.rank === 4 ? nhwcToNchw(cur as tf.Tensor4D) : cur.clone());
-      return !(stopEarly && all.indexOf(name) >= last);
-    };
+    checkVitInputSize(c, x.shape);
+    const nhwc = tf.transpose(x, [0, 2, 3, 1]);
     try {
-      const grid = tf.tidy(() => {
-        const nhwc = tf.transpose(x, [0, 2, 3, 1]) as tf.Tensor4D;
-        return tf.add(tf.conv2d(nhwc, this.w.get("conv_proj.weight") as tf.Tensor4D, c.patchSize, "valid"), this.w.get("conv_proj.bias")) as tf.Tensor4D;
-      });
-      if (!advance("conv_proj", grid)) return out;
-      const n = x.shape[0];
-      const tokens = tf.tidy(() => {
-        const patches = cur!.reshape([n, -1, c.hiddenDim]);
-        const cls = tf.broadcastTo(this.w.get("class_token"), [n, 1, c.hiddenDim]);
-        return tf.add(tf.concat([cls, patches], 1), this.w.get("encoder.pos_embedding"));
-      });
-      if (!advance("encoder.dropout", tokens)) return out;
-      for (let i = 0; i < c.numLayers; i++) {
-        if (!advance(`${LAYER}${i}`, this.encoderLayer(cur! as tf.Tensor3D, `${LAYER}${i}`))) return out;
-      }
-      if (!advance("encoder.ln", this.layerNorm(cur!, "encoder.ln"))) return out;
-      if (c.numClasses !== null) {
-        const logits = tf.tidy(() => {
-          let y: tf.Tensor = tf.slice(cur!, [0, 0, 0], [n, 1, c.hiddenDim]).reshape([n, c.hiddenDim]);
-          if (c.representationSize !== null) y = tf.tanh(this.linear(y, "heads.pre_logits"));
-          return this.linear(y, "heads.head");
-        });
-        advance("heads", logits);
-      }
-      return out;
-    } catch (e) {
-      for (const t of out.values()) t.dispose();
-      throw e;
+      return runStagesTfjs(vitStages(c), this.w, nhwc, { ...opts, what: "VisionTransformer" });
     } finally {
-      (cur as tf.Tensor | null)?.dispose();
+      nhwc.dispose();
     }
   }
 
   dispose(): void {
     this.w.dispose();
+  }
+}
+
+/** A ViT takes exactly imageSize x imageSize inputs (its position embedding has one entry per patch). */
+export function checkVitInputSize(c: ViTConfig, shape: readonly number[]): void {
+  if (shape[2] !== c.imageSize || shape[3] !== c.imageSize) {
+    throw new Error(`VisionTransformer: input is ${shape[2]}x${shape[3]}; this network takes ${c.imageSize}x${c.imageSize} (shape [N, ${c.inChannels}, ${c.imageSize}, ${c.imageSize}])`);
   }
 }

@@ -1,7 +1,7 @@
 /**
- * The weights of a torchvision network in tfjs layout, converted once at load time from PyTorch layout:
+ * The weights of a torchvision network, converted once at load time from PyTorch layout, for tfjs or ONNX:
  *
- *   Conv2d  OIHW [out, in, kh, kw]  ->  HWIO [kh, kw, in, out]   (tf.conv2d filter)
+ *   Conv2d  OIHW [out, in, kh, kw]  ->  HWIO [kh, kw, in, out]   (tf.conv2d filter; ONNX keeps OIHW)
  *   Linear  [out, in] (also nn.MultiheadAttention's in_proj_weight)  ->  [in, out]
  *   everything else (biases, norms, class token, position embedding) unchanged
  *
@@ -58,49 +58,65 @@ function toTfLayout(p: NetParam, data: Float32Array): { data: Float32Array; shap
   return { data, shape: [...p.shape] };
 }
 
+/** A converted tensor in plain memory. */
+export interface HostParam {
+  data: Float32Array;
+  shape: number[];
+}
+
+/**
+ * Check `found` against `expected` (one error listing every missing, unexpected and mis-shaped key, naming
+ * `file`), then read and convert every tensor: linear weights to [in, out], conv weights to tfjs's HWIO
+ * (`conv: "HWIO"`) or left in PyTorch's OIHW (`conv: "OIHW"`, ONNX's layout), BatchNorm folded into
+ * `<bn>.scale` and `<bn>.shift`. `bnEps` is the BatchNorm epsilon (torchvision: 1e-5).
+ */
+export async function readNetParams(expected: NetParam[], found: StateDict, file: string, opts: { conv: "HWIO" | "OIHW"; bnEps?: number }): Promise<Map<string, HostParam>> {
+  const bnEps = opts.bnEps ?? 1e-5;
+  const sd = withoutBatchCounters(found);
+  validateStateDict(new Map(expected.map((p) => [p.name, p.shape])), sd, file);
+  const out = new Map<string, HostParam>();
+  const bn = new Map<string, Map<string, Float32Array>>();
+  for (const p of expected) {
+    const data = await sd.get(p.name)!.readFloat32();
+    if (p.kind === "batchnorm") {
+      const dot = p.name.lastIndexOf(".");
+      const prefix = p.name.slice(0, dot);
+      if (!bn.has(prefix)) bn.set(prefix, new Map());
+      bn.get(prefix)!.set(p.name.slice(dot + 1), data);
+      continue;
+    }
+    out.set(p.name, p.kind === "conv2d" && opts.conv === "OIHW" ? { data, shape: [...p.shape] } : toTfLayout(p, data));
+  }
+  for (const [prefix, m] of bn) {
+    const w = m.get("weight")!;
+    const b = m.get("bias")!;
+    const mean = m.get("running_mean")!;
+    const variance = m.get("running_var")!;
+    const scale = new Float32Array(w.length);
+    const shift = new Float32Array(w.length);
+    for (let c = 0; c < w.length; c++) {
+      const s = w[c] / Math.sqrt(variance[c] + bnEps);
+      scale[c] = s;
+      shift[c] = b[c] - mean[c] * s;
+    }
+    out.set(`${prefix}.scale`, { data: scale, shape: [w.length] });
+    out.set(`${prefix}.shift`, { data: shift, shape: [w.length] });
+  }
+  return out;
+}
+
 /** Weight lookup by PyTorch name, in tfjs layout. */
 export class NetWeights {
   private disposed = false;
 
   private constructor(private readonly tensors: Map<string, tf.Tensor>) {}
 
-  /**
-   * Check `found` against `expected` (one error listing every missing, unexpected and mis-shaped key, naming
-   * `file`), then read and convert every tensor. `bnEps` is the BatchNorm epsilon (torchvision: 1e-5).
-   */
+  /** readNetParams in tfjs layout, as tfjs tensors. */
   static async load(expected: NetParam[], found: StateDict, file: string, bnEps = 1e-5): Promise<NetWeights> {
-    const sd = withoutBatchCounters(found);
-    validateStateDict(new Map(expected.map((p) => [p.name, p.shape])), sd, file);
+    const host = await readNetParams(expected, found, file, { conv: "HWIO", bnEps });
     const tensors = new Map<string, tf.Tensor>();
-    const bn = new Map<string, Map<string, Float32Array>>();
     try {
-      for (const p of expected) {
-        const data = await sd.get(p.name)!.readFloat32();
-        if (p.kind === "batchnorm") {
-          const dot = p.name.lastIndexOf(".");
-          const prefix = p.name.slice(0, dot);
-          if (!bn.has(prefix)) bn.set(prefix, new Map());
-          bn.get(prefix)!.set(p.name.slice(dot + 1), data);
-          continue;
-        }
-        const t = toTfLayout(p, data);
-        tensors.set(p.name, tf.tensor(t.data, t.shape, "float32"));
-      }
-      for (const [prefix, m] of bn) {
-        const w = m.get("weight")!;
-        const b = m.get("bias")!;
-        const mean = m.get("running_mean")!;
-        const variance = m.get("running_var")!;
-        const scale = new Float32Array(w.length);
-        const shift = new Float32Array(w.length);
-        for (let c = 0; c < w.length; c++) {
-          const s = w[c] / Math.sqrt(variance[c] + bnEps);
-          scale[c] = s;
-          shift[c] = b[c] - mean[c] * s;
-        }
-        tensors.set(`${prefix}.scale`, tf.tensor1d(scale, "float32"));
-        tensors.set(`${prefix}.shift`, tf.tensor1d(shift, "float32"));
-      }
+      for (const [name, t] of host) tensors.set(name, tf.tensor(t.data, t.shape, "float32"));
     } catch (e) {
       for (const t of tensors.values()) t.dispose();
       throw e;

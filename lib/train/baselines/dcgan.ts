@@ -11,10 +11,14 @@
  * always uses the batch's statistics (train mode; samples are drawn in batches). Stride-2 convs pad 1
  * on every side (PyTorch's Conv2d(k=3, s=2, p=1)).
  *
- * Probed layers ("blocks"): d.conv0, d.conv1, d.conv2 (after the LeakyReLU), numbered 1..3.
+ * Probed layers ("blocks"): d.conv0, d.conv1, d.conv2 (after the LeakyReLU), numbered 1..3. The discriminator is
+ * written once as stages (discriminatorStages) and run on tfjs (discriminate, training included) or lowered to
+ * ONNX for ONNX Runtime (./extractor loadDiscriminatorModel).
  */
 import * as tf from "@tensorflow/tfjs";
 import { Rng } from "../../rng";
+import { tfjsOps } from "../../model/nets/lower-tfjs";
+import type { Stage } from "../../model/nets/ops";
 import type { ParamSpec } from "./named-params";
 
 export interface DcganConfig {
@@ -88,6 +92,7 @@ export function dcganInit(specs: ParamSpec[], seed: number): Map<string, Float32
 
 type W = { get(name: string): tf.Tensor };
 
+/** The generator's conv 3x3, pad 1 (its forward pass runs in training only, on tfjs). */
 function conv2d(x: tf.Tensor4D, w: W, name: string, stride = 1): tf.Tensor4D {
   return tf.conv2d(x, w.get(`${name}.weight`) as tf.Tensor4D, stride, [[0, 0], [1, 1], [1, 1], [0, 0]]).add(w.get(`${name}.bias`));
 }
@@ -114,6 +119,16 @@ export function generate(c: DcganConfig, w: W, z: tf.Tensor2D): tf.Tensor4D {
 }
 
 /**
+ * The discriminator as named stages (lib/model/nets/ops): d.conv0..2 (conv 3x3/2, pad 1, LeakyReLU 0.2), then
+ * "d.fc" (channel-major flatten, linear: [B, 1]). One definition, run on tfjs by `discriminate` and lowered to
+ * ONNX for ONNX Runtime (./extractor's discriminator model).
+ */
+export function discriminatorStages(): Stage[] {
+  const layer = (name: string): Stage => ({ name, apply: (o, h) => o.leakyRelu(o.conv(h, name, { stride: 2, pad: 1, bias: true }), 0.2) });
+  return [...DISCRIMINATOR_LAYERS.map(layer), { name: "d.fc", apply: (o, h) => o.linear(o.flatten(h), "d.fc") }];
+}
+
+/**
  * Discriminator: images [B, 32, 32, 1] -> logits [B] and the captured layer outputs (NHWC; the caller
  * disposes them). With `stopEarly` the pass ends after the deepest captured layer (no logits).
  */
@@ -124,16 +139,14 @@ export function discriminate(c: DcganConfig, w: W, x: tf.Tensor4D, opts: { captu
   const layers = new Map<string, tf.Tensor4D>();
   let logits: tf.Tensor1D | undefined;
   tf.tidy(() => {
-    let h = x;
+    const ops = tfjsOps(w);
+    const stages = discriminatorStages();
+    let h: tf.Tensor = x;
     for (let i = 0; i < DISCRIMINATOR_LAYERS.length && i <= last; i++) {
-      const name = DISCRIMINATOR_LAYERS[i];
-      h = tf.leakyRelu(conv2d(h, w, name, 2), 0.2);
-      if (capture.has(name)) layers.set(name, tf.keep(h));
+      h = stages[i].apply(ops, h);
+      if (capture.has(stages[i].name)) layers.set(stages[i].name, tf.keep(h as tf.Tensor4D));
     }
-    if (last === Infinity) {
-      const flat = h.transpose([0, 3, 1, 2]).reshape([h.shape[0], -1]) as tf.Tensor2D; // channel-major, as PyTorch's flatten
-      logits = tf.keep(tf.matMul(flat, w.get("d.fc.weight") as tf.Tensor2D).add(w.get("d.fc.bias")).reshape([-1]) as tf.Tensor1D);
-    }
+    if (last === Infinity) logits = tf.keep(stages[DISCRIMINATOR_LAYERS.length].apply(ops, h).reshape([-1]) as tf.Tensor1D);
   });
   return { logits, layers };
 }

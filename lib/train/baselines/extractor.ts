@@ -4,7 +4,8 @@
  * U-Net. Both networks see clean images: the only timestep they accept is t = 0, which here means "the
  * image as it is" (no noise is added; the noise policy is recorded in the key but unused). Rows are the
  * probed layer's map pooled channel-major (lib/features/pooling), as for the U-Net. The model id is the weights
- * file's content fingerprint (sha256 of the file).
+ * file's content fingerprint (sha256 of the file). Both run on the engine chosen as for the U-Net (ONNX
+ * Runtime where it loads, else tfjs; lib/model/engines/engine chooseEngine).
  */
 import * as tf from "@tensorflow/tfjs";
 import { contentFingerprint } from "../../model/checkpoint/fingerprint";
@@ -12,8 +13,14 @@ import type { FeatureBatch, FeatureMatrix } from "../../features/extract";
 import { PoolSpec, poolGrid, poolLabel, poolNHWC } from "../../features/pooling";
 import { tfjsRecord } from "../../features/store/extractor";
 import type { FeatureExtractor, FeatureRequest, RowLayout } from "../../features/store/extractor";
-import { DcganConfig, discriminate, DISCRIMINATOR_LAYERS, discriminatorLayerShape } from "./dcgan";
-import { encoderBlocks } from "./encoder-classifier";
+import { loadStateDict } from "../../model/checkpoint/index";
+import { chooseEngine, EngineChoice, HostTensor } from "../../model/engines/engine";
+import { OrtStagesEngine } from "../../model/engines/ort-stages";
+import { OrtUNetEngine } from "../../model/engines/ort-unet";
+import type { OrtSessionSettings } from "../../model/engines/ort-runtime";
+import { readNetParams } from "../../model/nets/weights";
+import { DcganConfig, DEFAULT_DCGAN, discriminate, DISCRIMINATOR_LAYERS, discriminatorLayerShape, discriminatorSpecs, discriminatorStages } from "./dcgan";
+import { encoderBlocks, encoderClassifierSpecs } from "./encoder-classifier";
 import { Dcgan } from "./gan-trainer";
 import { EncoderClassifier } from "./supervised-trainer";
 
@@ -22,8 +29,8 @@ export interface ProbedLayer { name: string; number: number; mapShape(h: number,
 
 export interface CleanImageModel {
   layers: ProbedLayer[];
-  /** Outputs of the captured layers (NHWC; the extractor disposes them). */
-  run(x: tf.Tensor4D, capture: string[]): Map<string, tf.Tensor4D>;
+  /** Outputs of the captured layers (NHWC; the caller disposes them); a promise on ONNX Runtime. */
+  run(x: tf.Tensor4D, capture: string[]): Map<string, tf.Tensor4D> | Promise<Map<string, tf.Tensor4D>>;
 }
 
 function resolveLayers(model: CleanImageModel, blocks: (number | string)[]): ProbedLayer[] {
@@ -81,8 +88,12 @@ export function cleanImageExtractor(model: CleanImageModel, modelId: string, opt
         for (let s = 0; s < n; s += batchSize) {
           const e = Math.min(n, s + batchSize);
           const x = tf.tensor4d(images.data.subarray(s * per, e * per), [e - s, h, w, c]);
-          const out = model.run(x, todo);
-          x.dispose();
+          let out: Map<string, tf.Tensor4D>;
+          try {
+            out = await model.run(x, todo);
+          } finally {
+            x.dispose();
+          }
           try {
             for (const nm of todo) {
               const fm = out.get(nm)!;
@@ -110,45 +121,166 @@ export function cleanImageExtractor(model: CleanImageModel, modelId: string, opt
   };
 }
 
-/** The discriminator's layers d.conv0..2 (numbers 1..3) as a clean-image model. */
+/** The discriminator's probed layers d.conv0..2 (numbers 1..3). */
+export function discriminatorLayers(c: DcganConfig): ProbedLayer[] {
+  return DISCRIMINATOR_LAYERS.map((name, i) => ({
+    name, number: i + 1,
+    mapShape: (h: number, w: number) => {
+      if (h !== c.imageSize || w !== c.imageSize) throw new Error(`the discriminator takes ${c.imageSize}x${c.imageSize} images, got ${h}x${w}`);
+      return discriminatorLayerShape(c, name);
+    },
+  }));
+}
+
+/** The discriminator's layers d.conv0..2 (numbers 1..3) as a clean-image model (tfjs). */
 export function discriminatorModel(gan: Dcgan): CleanImageModel {
   const c: DcganConfig = gan.config;
   return {
-    layers: DISCRIMINATOR_LAYERS.map((name, i) => ({
-      name, number: i + 1,
-      mapShape: (h: number, w: number) => {
-        if (h !== c.imageSize || w !== c.imageSize) throw new Error(`the discriminator takes ${c.imageSize}x${c.imageSize} images, got ${h}x${w}`);
-        return discriminatorLayerShape(c, name);
-      },
-    })),
+    layers: discriminatorLayers(c),
     run: (x, capture) => discriminate(c, { get: (k) => gan.d.get(k)! }, x, { capture, stopEarly: true }).layers,
   };
 }
 
-/** The encoder blocks (U-Net names and paper numbers: input blocks, then the middle block) as a clean-image model. */
-export function encoderModel(net: EncoderClassifier): CleanImageModel {
-  return {
-    layers: encoderBlocks(net.unet).map((b) => ({
-      name: b.name, number: b.number,
-      mapShape: (h: number, w: number) => {
-        if (h !== net.unet.imageSize || w !== net.unet.imageSize) throw new Error(`the encoder takes ${net.unet.imageSize}x${net.unet.imageSize} images, got ${h}x${w}`);
-        return [b.outRes, b.outRes, b.outCh];
-      },
-    })),
-    run: (x, capture) => net.forward(x, { capture, stopEarly: true }).blocks,
-  };
+/** The encoder's probed blocks (U-Net names and paper numbers: input blocks, then the middle block). */
+export function encoderLayers(unet: EncoderClassifier["unet"]): ProbedLayer[] {
+  return encoderBlocks(unet).map((b) => ({
+    name: b.name, number: b.number,
+    mapShape: (h: number, w: number) => {
+      if (h !== unet.imageSize || w !== unet.imageSize) throw new Error(`the encoder takes ${unet.imageSize}x${unet.imageSize} images, got ${h}x${w}`);
+      return [b.outRes, b.outRes, b.outCh] as [number, number, number];
+    },
+  }));
 }
 
-/** Extractor of a GAN weights file (gan.safetensors); model id = the file's sha256. Close disposes the model. */
-export async function ganExtractor(file: string, config?: DcganConfig, opts: { batchSize?: number; alsoPool?: PoolSpec[] } = {}): Promise<FeatureExtractor> {
-  const gan = await Dcgan.load(file, config);
-  const ex = cleanImageExtractor(discriminatorModel(gan), await contentFingerprint(file), opts);
-  return { ...ex, close: async () => gan.dispose() };
+/** The encoder blocks as a clean-image model (tfjs). */
+export function encoderModel(net: EncoderClassifier): CleanImageModel {
+  return { layers: encoderLayers(net.unet), run: (x, capture) => net.forward(x, { capture, stopEarly: true }).blocks };
+}
+
+/** A probed-layer network on ONNX Runtime, one graph per set of captured layers (built on first use, cached on disk). */
+interface HostNet {
+  run(x: Float32Array, shapeNCHW: number[]): Promise<Map<string, HostTensor>>;
+  dispose(): Promise<void>;
+}
+
+/** A clean-image model whose passes run on ONNX Runtime: NHWC tfjs tensors in and out, as the tfjs models. */
+function ortCleanImageModel(layers: ProbedLayer[], make: (capture: string[]) => Promise<HostNet>): LoadedModel {
+  const nets = new Map<string, Promise<HostNet>>();
+  const model: CleanImageModel = {
+    layers,
+    async run(x, capture) {
+      const key = [...capture].sort().join(",");
+      if (!nets.has(key)) nets.set(key, make([...capture]));
+      let net: HostNet;
+      try {
+        net = await nets.get(key)!;
+      } catch (e) {
+        nets.delete(key); // a failed build is not kept: the next call tries again
+        throw e;
+      }
+      const [n, h, w, c] = x.shape;
+      const nchw = tf.transpose(x, [0, 3, 1, 2]);
+      const data = (await nchw.data()) as Float32Array;
+      nchw.dispose();
+      const res = await net.run(data, [n, c, h, w]);
+      return new Map(capture.map((name) => {
+        const t = res.get(name);
+        if (!t) throw new Error(`the ONNX model returned no ${name}`);
+        return [name, tf.tidy(() => tf.transpose(tf.tensor4d(t.data, t.shape as [number, number, number, number]), [0, 2, 3, 1]))];
+      }));
+    },
+  };
+  const close = async () => {
+    const built = await Promise.allSettled(nets.values());
+    nets.clear();
+    for (const b of built) if (b.status === "fulfilled") await b.value.dispose();
+  };
+  return { model, close };
+}
+
+export interface BaselineEngineOptions extends OrtSessionSettings {
+  /** "auto" (default: $DIFFPROBE_ENGINE, else ONNX Runtime where it loads), "ort" or "tfjs". */
+  engine?: string;
+  /** Where built ONNX models are kept (default .cache/onnx or $DIFFPROBE_ONNX_CACHE). */
+  cacheRoot?: string;
+}
+
+/** A clean-image model, what to call when done with it, and how its engine was chosen. */
+export interface LoadedModel {
+  model: CleanImageModel;
+  close(): Promise<void>;
+  choice?: EngineChoice;
+}
+
+/**
+ * The discriminator of a GAN weights file on the engine chosen as for the U-Net: ONNX Runtime (the graph
+ * lowered from discriminatorStages, cached by the file's fingerprint) or tfjs.
+ */
+export async function loadDiscriminatorModel(file: string, config: DcganConfig = DEFAULT_DCGAN, opts: BaselineEngineOptions = {}): Promise<LoadedModel> {
+  const choice = chooseEngine(opts.engine === "auto" ? undefined : opts.engine);
+  if (choice.name === "tfjs") {
+    const gan = await Dcgan.load(file, config);
+    return { model: discriminatorModel(gan), close: async () => gan.dispose(), choice };
+  }
+  const weightsId = await contentFingerprint(file);
+  const specs = discriminatorSpecs(config).map((p) => ({ name: p.name, shape: p.shape, kind: p.kind === "vector" ? ("plain" as const) : (p.kind as "conv2d" | "linear") }));
+  const loaded = ortCleanImageModel(discriminatorLayers(config), async (capture) => {
+    const eng = await OrtStagesEngine.create(
+      {
+        network: "dcgan-discriminator",
+        config,
+        weightsId,
+        stages: discriminatorStages(),
+        params: async () => {
+          const sd = await loadStateDict(file);
+          return readNetParams(specs, new Map([...sd].filter(([k]) => k.startsWith("d."))), file, { conv: "OIHW" });
+        },
+        inChannels: config.channels,
+        layers: capture,
+        what: "DCGAN discriminator",
+        cacheRoot: opts.cacheRoot,
+      },
+      opts,
+    );
+    return { run: (x, shape) => eng.run(x, shape), dispose: () => eng.dispose() };
+  });
+  return { ...loaded, choice };
+}
+
+/**
+ * The supervised encoder of a file (supervised.safetensors) on the engine chosen as for the U-Net: ONNX
+ * Runtime (the U-Net graph builder, lib/model/engines/unet-graph, to the deepest captured block, at t = 0)
+ * or tfjs.
+ */
+export async function loadEncoderModel(file: string, unet: EncoderClassifier["unet"], classes = 10, opts: BaselineEngineOptions = {}): Promise<LoadedModel> {
+  const choice = chooseEngine(opts.engine === "auto" ? undefined : opts.engine);
+  if (choice.name === "tfjs") {
+    const net = await EncoderClassifier.load(file, unet, classes);
+    return { model: encoderModel(net), close: async () => net.dispose(), choice };
+  }
+  const expected = new Map(encoderClassifierSpecs(unet, classes).map((p) => [p.name, p.shape]));
+  const loaded = ortCleanImageModel(encoderLayers(unet), async (capture) => {
+    const eng = await OrtUNetEngine.create({ config: unet, checkpoint: file }, { ...opts, outputs: capture, expected });
+    return { run: (x, shape) => eng.run(x, shape[0], new Array(shape[0]).fill(0)), dispose: () => eng.dispose() };
+  });
+  return { ...loaded, choice };
+}
+
+/** Extractor of a GAN weights file (gan.safetensors); model id = the file's sha256. Close releases the model. */
+export async function ganExtractor(file: string, config?: DcganConfig, opts: { batchSize?: number; alsoPool?: PoolSpec[] } & BaselineEngineOptions = {}): Promise<FeatureExtractor> {
+  const m = await loadDiscriminatorModel(file, config, opts);
+  const ex = cleanImageExtractor(m.model, await contentFingerprint(file), opts);
+  return { ...ex, close: async () => m.close() };
 }
 
 /** Extractor of a supervised encoder file (supervised.safetensors + its model.json's U-Net config). */
-export async function supervisedExtractor(file: string, unet: EncoderClassifier["unet"], classes = 10, opts: { batchSize?: number; alsoPool?: PoolSpec[] } = {}): Promise<FeatureExtractor> {
-  const net = await EncoderClassifier.load(file, unet, classes);
-  const ex = cleanImageExtractor(encoderModel(net), await contentFingerprint(file), opts);
-  return { ...ex, close: async () => net.dispose() };
+export async function supervisedExtractor(
+  file: string,
+  unet: EncoderClassifier["unet"],
+  classes = 10,
+  opts: { batchSize?: number; alsoPool?: PoolSpec[] } & BaselineEngineOptions = {},
+): Promise<FeatureExtractor> {
+  const m = await loadEncoderModel(file, unet, classes, opts);
+  const ex = cleanImageExtractor(m.model, await contentFingerprint(file), opts);
+  return { ...ex, close: async () => m.close() };
 }
