@@ -47,6 +47,10 @@ describe("notebook 06: the four heads and the epoch candidates", () => {
     assert.deepEqual(heads.map((h) => h.pool), [4, 4, 8, 8]);
     assert.deepEqual(heads[0].head, { kind: "linear", pool: 4, init: "zeros" });
     assert.equal(specParams(heads[0].head, [1024, 8, 8], K), 1024 * 16 * K + K);
+    // learning rates: the linear probe's Adam and the heads' AdamW, each overridable alone
+    assert.deepEqual(heads.map((h) => h.training.optimizer?.lr), [undefined, 1e-3, 1e-3, 1e-3]);
+    const fast = fineGrainedHeads(4, [1024, 8, 8], PAPER_ATTENTION, { lr: { linear: 1e-2, CNN: 3e-3 } });
+    assert.deepEqual(fast.map((h) => [h.training.optimizer?.kind, h.training.optimizer?.lr]), [["adam", 1e-2], ["adamw", 1e-3], ["adamw", 3e-3], ["adamw", 1e-3]]);
     assert.throws(() => fineGrainedHeads(3, [64, 8, 8], PAPER_ATTENTION), /pooled size 3 does not divide the stored side 8/);
     assert.throws(() => fineGrainedHeads(2, [64], PAPER_ATTENTION), /must be \[C, s, s\] maps/);
   });

@@ -10,6 +10,7 @@
  *                                 its test features extracted on demand (only for a chosen setting)
  *   sweepCandidates               stored (block, t) x pooled size, linear head: the CUB sweep's grid
  *   fineGrainedHeads              the four heads on a [C, s, s] map, with their training recipes
+ *   linearTraining                the linear probe's recipe at a batch size, epoch count and learning rate
  *   epochCandidates               one candidate at several epoch counts (epochs chosen on validation)
  *   headsOnSetting                each head (and its epochs) chosen on validation, scored once on test
  *   sixDatasetCost                the extraction cost of the full run before it starts
@@ -22,13 +23,13 @@ import type { FeatureExtractor } from "../features/store/extractor";
 import { fileSource, ImageSource } from "../features/store/images";
 import type { StoreDtype } from "../features/store/key";
 import type { HeadSpec } from "../heads/create";
-import type { OptimizerSpec } from "../heads/optim";
+import { OptimizerSpec, PROBE_RECIPE } from "../heads/optim";
 import { paperAttentionConfig } from "../heads/params";
 import type { TrainHeadOptions } from "../heads/train-head";
 import { projectRoot } from "../paths";
 import { linearHead, storedCandidates } from "./candidates";
 import { CostLine, measureJobs, PlanJob, planCost, runPlan, StoredSet } from "./extraction-plan";
-import { Candidate, selectAndTest, Selection } from "./protocol/select";
+import { Candidate, probeTraining, selectAndTest, Selection } from "./protocol/select";
 import { ValidationSplit, validationSplit } from "./protocol/split";
 
 /** The six datasets of the paper's fine-grained table, in its order (the layouts lib/data reads). */
@@ -133,22 +134,36 @@ export interface FineGrainedHead {
   training: Partial<TrainHeadOptions>;
 }
 
+export interface HeadOptions {
+  mlpHidden?: number;
+  cnnWidth?: number;
+  /** A learning rate per head instead of its default (linear: PROBE_RECIPE's 1e-3; others: HEAD_ADAMW's 1e-3). */
+  lr?: Partial<Record<FineGrainedHead["name"], number>>;
+}
+
 /**
  * The four heads on [C, s, s] maps: linear (the project's one linear probe, PROBE_RECIPE's Adam) and MLP (one
  * hidden layer of `mlpHidden`) at pooled size `pool`; CNN (1x1 conv to 32, one 3x3 stride-2 conv) and
  * attention (one block, width = the map's channels) on the map. MLP, CNN, attention: AdamW lr 1e-3, wd 1e-4.
  */
-export function fineGrainedHeads(pool: number, map: readonly number[], attention: AttentionChoice, opts: { mlpHidden?: number; cnnWidth?: number } = {}): FineGrainedHead[] {
+export function fineGrainedHeads(pool: number, map: readonly number[], attention: AttentionChoice, opts: HeadOptions = {}): FineGrainedHead[] {
   if (map.length !== 3) throw new Error(`fineGrainedHeads: the stored rows must be [C, s, s] maps, got ${JSON.stringify(map)}`);
   const [c, s] = map;
   if (s % pool !== 0) throw new Error(`fineGrainedHeads: pooled size ${pool} does not divide the stored side ${s}`);
-  const adamw = { optimizer: HEAD_ADAMW, schedule: null };
+  const lr = opts.lr ?? {};
+  const adamw = (name: FineGrainedHead["name"]) => ({ optimizer: { ...HEAD_ADAMW, lr: lr[name] ?? HEAD_ADAMW.lr }, schedule: null });
   return [
-    { name: "linear", pool, head: linearHead(pool), training: {} },
-    { name: "MLP", pool, head: { kind: "mlp", pool, hidden: [opts.mlpHidden ?? 256] }, training: adamw },
-    { name: "CNN", pool: s, head: { kind: "cnn", width: opts.cnnWidth ?? 32, depth: 1, prePool: null }, training: adamw },
-    { name: "attention", pool: s, head: { kind: "attention", dim: c, heads: attention.heads, mlpRatio: attention.mlpRatio, blocks: 1, pool: attention.pool, project: false }, training: adamw },
+    { name: "linear", pool, head: linearHead(pool), training: lr.linear ? { optimizer: { ...PROBE_RECIPE.optimizer, lr: lr.linear } } : {} },
+    { name: "MLP", pool, head: { kind: "mlp", pool, hidden: [opts.mlpHidden ?? 256] }, training: adamw("MLP") },
+    { name: "CNN", pool: s, head: { kind: "cnn", width: opts.cnnWidth ?? 32, depth: 1, prePool: null }, training: adamw("CNN") },
+    { name: "attention", pool: s, head: { kind: "attention", dim: c, heads: attention.heads, mlpRatio: attention.mlpRatio, blocks: 1, pool: attention.pool, project: false }, training: adamw("attention") },
   ];
+}
+
+/** The linear probe's training (PROBE_RECIPE) with a seed, batch size, epochs and, if given, another learning rate. */
+export function linearTraining(seed: number, over: { batchSize: number; epochs: number; lr?: number }): TrainHeadOptions {
+  const t = probeTraining(seed, { batchSize: over.batchSize, epochs: over.epochs });
+  return over.lr ? { ...t, optimizer: { ...t.optimizer, lr: over.lr } } : t;
 }
 
 /** The candidate at each epoch count (tagged `epochs`): selectAndTest then chooses the epochs on validation. */
