@@ -140,7 +140,8 @@ describe("notebook 06's full path: six synthetic trees, a tiny official-format c
         const data = d === "cub" ? cub : await prepareDataset({ label: d, root: store, extractor, train: sources[d].train, test: sources[d].test, numClasses: 3, jobs: [{ blocks: [block], timesteps: [t], pool: 4 }], dtype: "float16", split: { seed: 0, fraction: 0.25 } });
         const map = findSet(data.sets, block, t, 4).set.manifest.rowShape!;
         const heads = fineGrainedHeads(pool, map, { pool: 1, mlpRatio: 2, heads: 2 }, { mlpHidden: 8, cnnWidth: 4 });
-        const res = await headsOnSetting(data, block, t, heads, [1, 2], training);
+        const grid = d === "cub" ? { linear: [1, 2], MLP: [1, 2], CNN: [1, 2], attention: [1, 2] } : [1, 2];
+        const res = await headsOnSetting(data, block, t, heads, grid, training);
         assert.deepEqual(res.map((r) => r.name), ["linear", "MLP", "CNN", "attention"]);
         for (const r of res) {
           const c = r.selection.chosen;
@@ -155,6 +156,7 @@ describe("notebook 06's full path: six synthetic trees, a tiny official-format c
         splits.add(`${d}:${data.split.record.hash}:${data.split.record.rows}`);
       }
       assert.equal(splits.size, 6);
+      await assert.rejects(headsOnSetting(cub, block, t, fineGrainedHeads(pool, findSet(cub.sets, block, t, 4).set.manifest.rowShape!, PAPER_ATTENTION), { linear: [1] }, training), /no epoch counts for the MLP head/);
       assert.deepEqual(testSets().map((s) => s.key.dataset).sort(), [...SIX_DATASETS].sort());
     } finally {
       await extractor.close();

@@ -173,6 +173,10 @@ export function epochCandidates(c: Candidate, epochs: readonly number[]): Candid
   return epochs.map((e) => ({ ...c, setting: { ...c.setting, tags: { ...(c.setting.tags ?? {}), epochs: e } }, training: { ...(c.training ?? {}), epochs: e } }));
 }
 
+function isGrid(x: unknown): x is readonly number[] {
+  return Array.isArray(x);
+}
+
 export interface HeadOnSetting {
   name: string;
   selection: Selection;
@@ -181,12 +185,15 @@ export interface HeadOnSetting {
 }
 
 /**
- * Each head on the stored (block, t): its epoch count chosen on the validation split, then refit on all
- * training rows and scored once on test. `training` holds what all heads share (batch size, seed).
+ * Each head on the stored (block, t): its epoch count chosen on the validation split (from one grid for
+ * all heads, or a grid per head), then refit on all training rows and scored once on test. `training`
+ * holds what all heads share (batch size, seed).
  */
-export async function headsOnSetting(data: PreparedDataset, block: number, t: number, heads: readonly FineGrainedHead[], epochs: readonly number[], training: TrainHeadOptions, showProgress = false): Promise<HeadOnSetting[]> {
+export async function headsOnSetting(data: PreparedDataset, block: number, t: number, heads: readonly FineGrainedHead[], epochGrid: readonly number[] | Partial<Record<FineGrainedHead["name"], readonly number[]>>, training: TrainHeadOptions, showProgress = false): Promise<HeadOnSetting[]> {
   const out: HeadOnSetting[] = [];
   for (const h of heads) {
+    const epochs = isGrid(epochGrid) ? epochGrid : epochGrid[h.name];
+    if (!epochs) throw new Error(`headsOnSetting: no epoch counts for the ${h.name} head (have: ${Object.keys(epochGrid).join(", ")})`);
     const where = (x: StoredSet) => x.block.number === block && x.t === t;
     const [c] = storedCandidates(data.sets, (x) => data.testSet(x), { numClasses: data.numClasses, where, pool: h.pool, head: () => h.head, training: h.training });
     const selection = await selectAndTest(`${data.label}: ${h.name}`, epochCandidates(c, epochs), { split: data.split, training, showProgress });
