@@ -28,7 +28,7 @@ import { difFeedFirstPass, difFeedSecondPass, FeedbackLayers, feedbackParams } f
 import { toNCHW } from "../model/unet/layers";
 import { UNet } from "../model/unet/model";
 import { buildPlan } from "../model/unet/plan";
-import { formatLine, ReferenceLine, relError, scheduleFromManifest } from "../model/unet/reference";
+import { formatLine, listedReference, ReferenceLine, relError, scheduleFromManifest, shapeText } from "../model/unet/reference";
 import { countParams, HeadTrace } from "../heads/head";
 import { resizeBilinear } from "../model/resize";
 import { buildOfficialHead, BuiltOfficialHead, headBlockOrder, loadFeedbackLayers, loadOfficialHead, officialHeadFromManifest, OfficialHead } from "./official";
@@ -56,7 +56,6 @@ interface Value {
   shape: number[];
 }
 
-const shapeText = (s: readonly number[]) => (s.length ? s.join("x") : "scalar");
 
 function readManifest(folder: string): Record<string, any> {
   const f = path.join(folder, "manifest.json");
@@ -244,15 +243,12 @@ export async function checkDiffsslFolder(folder: string, opts: DiffsslReferenceO
   const failed = new Set(lines.map((l) => l.name));
   for (const it of items) {
     if (failed.has(it.name)) continue;
-    const ref = refs.get(it.name);
-    if (!ref) {
-      emit({ name: it.name, file: it.file, status: "FAIL", shape: it.shape, note: `file ${it.file} is missing from ${folder}` });
+    const listed = listedReference(it, refs, folder);
+    if ("fail" in listed) {
+      emit(listed.fail);
       continue;
     }
-    if (it.shape && shapeText(it.shape) !== shapeText(ref.shape)) {
-      emit({ name: it.name, file: it.file, status: "FAIL", shape: ref.shape, note: `manifest says ${shapeText(it.shape)}, file holds ${shapeText(ref.shape)}` });
-      continue;
-    }
+    const ref = listed.ref;
     const mine = ours.get(it.name);
     if (!mine) {
       if (it.kind === "input") emit({ name: it.name, file: it.file, status: "INFO", shape: ref.shape, note: "input" });

@@ -14,7 +14,7 @@ import * as path from "path";
 import { loadStateDict } from "../checkpoint/index";
 import type { HostTensor } from "../engines/engine";
 import { npyToFloat32, NpyArray, readNpy } from "../npy";
-import { formatLine, relError, ReferenceLine } from "../unet/reference";
+import { formatLine, listedReference, relError, ReferenceLine, shapeText } from "../unet/reference";
 import { configFromManifest, NetConfig } from "./load";
 import { createNetEngine, netDescription } from "./net-engine";
 
@@ -42,7 +42,6 @@ export interface NetReferenceReport {
   parameters: number;
 }
 
-const shapeText = (s: readonly number[]) => (s.length ? s.join("x") : "scalar");
 
 /** Whether `folder`'s manifest says it is a torchvision-family reference folder. */
 export function isTorchvisionFolder(folder: string): boolean {
@@ -115,15 +114,12 @@ export async function checkTorchvisionFolder(folder: string, opts: NetReferenceO
         emit({ name: it.name, file: it.file, status: "FAIL", note: `no layer of that name; the layers are ${all.join(", ")}` });
         continue;
       }
-      const ref = refs.get(it.name);
-      if (!ref) {
-        emit({ name: it.name, file: it.file, status: "FAIL", shape: it.shape, note: `file ${it.file} is missing from ${folder}` });
+      const listed = listedReference(it, refs, folder);
+      if ("fail" in listed) {
+        emit(listed.fail);
         continue;
       }
-      if (it.shape && shapeText(it.shape) !== shapeText(ref.shape)) {
-        emit({ name: it.name, file: it.file, status: "FAIL", shape: ref.shape, note: `manifest says ${shapeText(it.shape)}, file holds ${shapeText(ref.shape)}` });
-        continue;
-      }
+      const ref = listed.ref;
       const ours = outputs.get(it.name)!;
       if (shapeText(ours.shape) !== shapeText(ref.shape)) {
         emit({ name: it.name, file: it.file, status: "FAIL", shape: ref.shape, note: `shape differs: ours ${shapeText(ours.shape)}, reference ${shapeText(ref.shape)}` });

@@ -118,8 +118,21 @@ function naturalOrder(a: string, b: string): number {
   return a.localeCompare(b, "en", { numeric: true });
 }
 
-function shapeText(s: readonly number[]): string {
+export function shapeText(s: readonly number[]): string {
   return s.length ? s.join("x") : "scalar";
+}
+
+/**
+ * A listed tensor's reference array, or the FAIL line every reference check prints when its file is
+ * missing from the folder or does not hold the shape the manifest says (U-Net, torchvision, diffssl).
+ */
+export function listedReference(it: { name: string; file: string; shape?: number[] }, refs: ReadonlyMap<string, NpyArray>, folder: string): { ref: NpyArray } | { fail: ReferenceLine } {
+  const ref = refs.get(it.name);
+  if (!ref) return { fail: { name: it.name, file: it.file, status: "FAIL", shape: it.shape, note: `file ${it.file} is missing from ${folder}` } };
+  if (it.shape && shapeText(it.shape) !== shapeText(ref.shape)) {
+    return { fail: { name: it.name, file: it.file, status: "FAIL", shape: ref.shape, note: `manifest says ${shapeText(it.shape)}, file holds ${shapeText(ref.shape)}` } };
+  }
+  return { ref };
 }
 
 async function readIfExists(file: string): Promise<NpyArray | null> {
@@ -172,15 +185,9 @@ export async function checkReferenceFolder(folder: string, opts: ReferenceOption
   const failed = new Set(lines.map((l) => l.name));
   const compare = (it: TensorItem, ours: ArrayLike<number> | null, oursShape: number[] | null, bound: number, note?: string) => {
     if (failed.has(it.name)) return;
-    const ref = refs.get(it.name);
-    if (!ref) {
-      emit({ name: it.name, file: it.file, status: "FAIL", shape: it.shape, note: `file ${it.file} is missing from ${folder}` });
-      return;
-    }
-    if (it.shape && shapeText(it.shape) !== shapeText(ref.shape)) {
-      emit({ name: it.name, file: it.file, status: "FAIL", shape: ref.shape, note: `manifest says ${shapeText(it.shape)}, file holds ${shapeText(ref.shape)}` });
-      return;
-    }
+    const listed = listedReference(it, refs, folder);
+    if ("fail" in listed) return emit(listed.fail);
+    const ref = listed.ref;
     if (!ours || !oursShape) {
       emit({ name: it.name, file: it.file, status: "FAIL", shape: ref.shape, note: note ?? "no value computed" });
       return;
