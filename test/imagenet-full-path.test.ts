@@ -119,7 +119,7 @@ describe("full-scale path of notebooks 04 and 05 (synthetic ImageNet tree, offic
       const ctx = { extractor, train: srcs.train, test: srcs.test, numClasses: 3, ourBlocks: 0, storeRoot, dtype: "float16" as const, valFraction: 0.25, seed: 0 };
       const fam = await selectFamily(
         { family: "linear", heads: [1, 2].map((p) => ({ setting: `pool ${p}`, head: linearHead(p) })), training: linearRecipe(0), search: { tag: "lr", values: [0.01, 0.1] } },
-        train, testSets(ctx, { train: [train], test: [], split }), 3, split,
+        train, testSets(ctx, { test: [] }), 3, split,
       );
       assert.equal(fam.rows.length, 4);
       assert.equal(fam.chosen.testRows, 9);

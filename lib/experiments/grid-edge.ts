@@ -24,5 +24,5 @@ export function edgeNote(selection: Selection, tag: string, what: string): strin
   const grid = [...new Set(values as number[])].sort((a, b) => a - b);
   const pos = gridPosition(grid, chosen);
   if (pos === "inside" || pos === "single") return null;
-  return `${what} ${chosen} chosen on validation is the ${pos === "high" ? "largest" : "smallest"} of the grid [${grid.join(", ")}]: the best may lie beyond it; widen the grid`;
+  return `${what} ${chosen} chosen on validation is the ${pos === "high" ? "largest" : "smallest"} of the grid [${grid.join(", ")}]: the best may lie beyond it; widen the grid.`;
 }

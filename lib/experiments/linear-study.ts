@@ -112,7 +112,7 @@ export async function studyExtract(ctx: StudyContext, jobs: PlanJob[], testJobs:
  * The test features of a stored training set (same block, t and side): from the store, else extracted now,
  * so that only the settings a selection scores on test ever get test features.
  */
-export function testSets(ctx: StudyContext, st: StoredStudy): (s: StoredSet) => Promise<StoredSet> {
+export function testSets(ctx: Pick<StudyContext, "extractor" | "test" | "storeRoot" | "dtype">, st: Pick<StoredStudy, "test">): (s: StoredSet) => Promise<StoredSet> {
   return async (s) => {
     const have = st.test.find((x) => x.block.number === s.block.number && x.t === s.t && x.side === s.side);
     if (have) return have;
