@@ -11,7 +11,8 @@ import { parameterSpecs } from "../lib/model/unet/parameters";
 import { createUNetConfig } from "../lib/model/unet/config";
 import { randomParam } from "../lib/model/unet/weights";
 import { renderSvg } from "../lib/display/charts";
-import { paperPlan, studyJobs, studyTestJobs, withLr, linearRecipe } from "../lib/experiments/linear-study";
+import { paperPlan, studyJobs, studyTestJobs, linearRecipe } from "../lib/experiments/linear-study";
+import { subsetFromEnv } from "../lib/experiments/imagenet-sources";
 import { fashionMnistFirst } from "../lib/experiments/demo-sources";
 import { fashionMnistSource } from "../lib/features/store/images";
 import { paperSection } from "../lib/paper";
@@ -58,7 +59,8 @@ describe("experiments: ours beside the paper", () => {
     assert.match(svg, /PAPER-PANEL/);
   });
   it("finds the stored set that re-pools exactly to a pooled size", () => {
-    const sets = [{ block: 9, t: 90, side: 8 }, { block: 9, t: 90, side: 1 }, { block: 7, t: 90, side: 1 }] as unknown as StoredSet[];
+    const b = (n: number) => ({ number: n, module: `m${n}` });
+    const sets = [{ block: b(9), t: 90, side: 8 }, { block: b(9), t: 90, side: 1 }, { block: b(7), t: 90, side: 1 }] as unknown as StoredSet[];
     assert.equal(findSet(sets, 9, 90, 1).side, 1);
     assert.equal(findSet(sets, 9, 90, 2).side, 8);
     assert.throws(() => findSet(sets, 7, 90, 2), /block 7, t 90 .*stored sides: 1/);
@@ -81,12 +83,21 @@ describe("experiments: the linear study's store jobs", () => {
     assert.deepEqual(jobs[1], { blocks: [24, 19], timesteps: [90, 150], pool: 8 });
     assert.deepEqual(studyTestJobs(full, 37), [{ blocks: [24], timesteps: [90], pool: 1 }, { blocks: [24], timesteps: [90], pool: 8 }]);
   });
-  it("withLr changes only the learning rate of the authors' recipe", () => {
+  it("linearRecipe is the authors' recipe (SGD, step 7 x 0.1, 28 epochs) at the rate asked for", () => {
     const base = linearRecipe(3);
-    const r = withLr(base, 0.1);
+    assert.deepEqual(base.optimizer, { kind: "sgd", lr: 0.01, momentum: 0, weightDecay: 0 });
+    assert.deepEqual(base.schedule, { stepEpochs: 7, gamma: 0.1 });
+    assert.equal(base.epochs, 28);
+    const r = linearRecipe(3, 0.1);
     assert.equal(r.optimizer.lr, 0.1);
-    assert.equal(base.optimizer.lr, 0.01);
     assert.deepEqual({ ...r, optimizer: { ...r.optimizer, lr: 0.01 } }, base);
+    assert.throws(() => linearRecipe(0, 0), /learning rate 0 must be positive/);
+  });
+  it("DIFFPROBE_SUBSET: N images per class and split, unset = all, anything else a clear error", () => {
+    assert.equal(subsetFromEnv({}), null);
+    assert.equal(subsetFromEnv({ DIFFPROBE_SUBSET: "" }), null);
+    assert.equal(subsetFromEnv({ DIFFPROBE_SUBSET: " 50 " }), 50);
+    for (const bad of ["0", "-3", "2.5", "ten"]) assert.throws(() => subsetFromEnv({ DIFFPROBE_SUBSET: bad }), /DIFFPROBE_SUBSET=.*expected a positive integer/);
   });
   it("demo images carry their count in the store's dataset name (smoke and demo sets cannot collide)", () => {
     const a = fashionMnistFirst("test", 12);

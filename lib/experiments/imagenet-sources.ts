@@ -42,3 +42,18 @@ export async function imagenetSources(root: string, opts: ImagenetSourceOptions)
   };
   return { train: source(ds.trainSplit), test: source(ds.testSplit), numClasses: ds.classes.length, classIds: ds.classIds, name, notes: ds.notes };
 }
+
+/** The variable that reduces a full-scale run to N images per class and split (seeded). */
+export const SUBSET_ENV = "DIFFPROBE_SUBSET";
+
+/**
+ * N images per class and split from $DIFFPROBE_SUBSET (null when unset or empty: all images); an error
+ * naming the variable when it is not a positive integer.
+ */
+export function subsetFromEnv(env: Record<string, string | undefined> = process.env): number | null {
+  const raw = env[SUBSET_ENV];
+  if (raw === undefined || raw.trim() === "") return null;
+  const n = Number(raw.trim());
+  if (!(Number.isInteger(n) && n > 0)) throw new Error(`${SUBSET_ENV}=${JSON.stringify(raw)}: expected a positive integer (images per class and split), or unset for all images`);
+  return n;
+}

@@ -2,25 +2,31 @@
  * Notebook 04's experiment in stages that work the same on every scale (the embedded model on Fashion-MNIST,
  * ADM-256 on ImageNet, a tiny checkpoint on a synthetic ImageNet tree): the paper's three sweeps of its
  * block/time figure (t at one block; blocks at two t; pooled sizes at two settings) and its main table
- * (linear pool 1 and 2 and an attention head at the chosen block and t).
+ * (linear pool 1 and 2 and an attention head at the paper's block and t mapped to our model).
  *
- * Protocol: features of the training images and the test images go to the store; the training rows are
- * split (stratified, seeded) into fit and val; every sweep point is a head fitted on fit and scored on val;
- * only settings fixed in advance (the paper's block 24, t 90 mapped to our model; the best-on-val setting)
- * are scored on test, once.
+ * Every choice goes through the one selection (protocol/select.ts selectAndTest) over stored sets as
+ * candidates (candidates.ts): fit on the fit rows, score on validation, refit the winner on all training
+ * rows, score it once on test. Concretely:
+ *   - the linear heads' learning rate: one selection over the rate grid at the main setting for pool 1 and
+ *     one for pool 2 (these are the main table's linear rows); the sweeps use pool 1's rate;
+ *   - the sweeps: one selection over every distinct (block, t, pool) of the figure; its winner (the best
+ *     setting on validation) is the one sweep point scored on test;
+ *   - the attention head: one selection over its epoch grid (trained to a validation plateau).
+ * `edgeNote` (grid-edge.ts) says when a grid's edge wins.
  */
 import type { ImageSource } from "../features/store/images";
 import type { FeatureExtractor } from "../features/store/extractor";
 import type { StoreDtype } from "../features/store/key";
 import type { HeadSpec } from "../heads/create";
 import type { TrainHeadOptions } from "../heads/train-head";
-import type { Evaluation } from "../heads/evaluate";
 import { PAPER_LINEAR_RECIPE } from "../heads/optim";
-import { mcnemarExact, PairedComparison } from "../metrics/classification";
+import type { Block } from "../model/unet/blocks";
+import { linearHead, storedCandidates } from "./candidates";
 import { findSet, PlanJob, runPlan, StoredSet } from "./extraction-plan";
-import { featureSetSource, sweepHeads, fitHead, SweepRow } from "./heads-on-store";
+import { Candidate, pairedOnTest, PairedRow, selectAndTest, Selection, ValidationRow } from "./protocol/select";
 import { validationSplit, ValidationSplit } from "./protocol/split";
 import { mapPaperBlock } from "./block-depth";
+import { edgeNote } from "./grid-edge";
 
 export interface StudyPlan {
   /** The paper's figure: t sweep at block 19; block sweep at t 90 and 150; pool sweep at (24, 90) and (19, 150). */
@@ -60,7 +66,7 @@ export function studyJobs(plan: StudyPlan, ourBlocks: number): PlanJob[] {
 /**
  * The store jobs of the test images: only the main table's setting (the paper's block and t mapped to our
  * model), at the same stored sides as the training jobs that hold it. Sweep points are scored on validation
- * rows only; the best-on-validation setting gets its test features when it is known (`studySweeps`).
+ * rows only; the best-on-validation setting gets its test features when it is chosen (`testSets`).
  */
 export function studyTestJobs(plan: StudyPlan, ourBlocks: number): PlanJob[] {
   const block = mapPaperBlock(plan.main.paperBlock, ourBlocks);
@@ -80,13 +86,12 @@ export interface StudyContext {
   dtype?: StoreDtype;
   valFraction: number;
   seed: number;
-  /** Linear heads: the authors' recipe unless given. */
-  linear?: TrainHeadOptions;
-  attention: { spec: HeadSpec; train: TrainHeadOptions };
 }
 
-export function linearRecipe(seed: number, batchSize = 128): TrainHeadOptions {
-  return { epochs: PAPER_LINEAR_RECIPE.epochs, batchSize, optimizer: PAPER_LINEAR_RECIPE.optimizer, schedule: PAPER_LINEAR_RECIPE.schedule, seed, showProgress: false };
+/** The authors' linear recipe (SGD, step 7 x 0.1, 28 epochs), batch 128, at learning rate `lr` (default theirs). */
+export function linearRecipe(seed: number, lr: number = PAPER_LINEAR_RECIPE.optimizer.lr, batchSize = 128): TrainHeadOptions {
+  if (!(lr > 0)) throw new Error(`linearRecipe: learning rate ${lr} must be positive`);
+  return { epochs: PAPER_LINEAR_RECIPE.epochs, batchSize, optimizer: { ...PAPER_LINEAR_RECIPE.optimizer, lr }, schedule: PAPER_LINEAR_RECIPE.schedule, seed, showProgress: false };
 }
 
 export interface StoredStudy {
@@ -97,80 +102,124 @@ export interface StoredStudy {
 
 /** Fill the store (training images: `jobs`; test images: `testJobs`; resumable) and carve the validation rows. */
 export async function studyExtract(ctx: StudyContext, jobs: PlanJob[], testJobs: PlanJob[]): Promise<StoredStudy> {
+  if (!ctx.train.labels) throw new Error(`${ctx.train.dataset}/${ctx.train.split}: no labels`);
   const train = await runPlan({ root: ctx.storeRoot, extractor: ctx.extractor, images: ctx.train, jobs, dtype: ctx.dtype });
   const test = await runPlan({ root: ctx.storeRoot, extractor: ctx.extractor, images: ctx.test, jobs: testJobs, dtype: ctx.dtype });
-  if (!ctx.train.labels) throw new Error(`${ctx.train.dataset}/${ctx.train.split}: no labels`);
   return { train, test, split: validationSplit(ctx.train.labels, { seed: ctx.seed, fraction: ctx.valFraction, ids: ctx.train.ids }) };
 }
 
-export interface SweepPoint extends SweepRow {
-  sweep: string;
-  paperBlock: number | null;
-  block: number;
-  t: number;
-  pool: number;
+/**
+ * The test features of a stored training set (same block, t and side): from the store, else extracted now,
+ * so that only the settings a selection scores on test ever get test features.
+ */
+export function testSets(ctx: Pick<StudyContext, "extractor" | "test" | "storeRoot" | "dtype">, st: Pick<StoredStudy, "test">): (s: StoredSet) => Promise<StoredSet> {
+  return async (s) => {
+    const have = st.test.find((x) => x.block.number === s.block.number && x.t === s.t && x.side === s.side);
+    if (have) return have;
+    const sets = await runPlan({ root: ctx.storeRoot, extractor: ctx.extractor, images: ctx.test, jobs: [{ blocks: [s.block], timesteps: [s.t], pool: s.side }], dtype: ctx.dtype, label: `${ctx.test.dataset} (test features of the chosen setting)` });
+    st.test.push(...sets);
+    return findSet(sets, s.block, s.t, s.side);
+  };
 }
 
-/** The test features of (block, t) at stored side `side`: from the store, extracted now if missing. */
-export async function ensureTestSet(ctx: StudyContext, st: StoredStudy, block: number, t: number, side: number): Promise<StoredSet> {
-  const have = st.test.find((s) => s.block === block && s.t === t && s.side === side);
-  if (have) return have;
-  const sets = await runPlan({ root: ctx.storeRoot, extractor: ctx.extractor, images: ctx.test, jobs: [{ blocks: [block], timesteps: [t], pool: side }], dtype: ctx.dtype });
-  st.test.push(...sets);
-  return findSet(sets, block, t, side);
+/** Linear heads (the one linear head, authors' recipe) at (block, t): one candidate per pool and learning rate. */
+export function linearCandidates(ctx: StudyContext, st: StoredStudy, block: number, t: number, pools: number[], lrs: number[]): Candidate[] {
+  if (!lrs.length || lrs.some((x) => !(x > 0))) throw new Error(`linearCandidates: learning rates ${JSON.stringify(lrs)} must be positive (at least one)`);
+  return pools.flatMap((pool) =>
+    lrs.flatMap((lr) =>
+      storedCandidates(st.train, testSets(ctx, st), {
+        numClasses: ctx.numClasses, pool, where: (s) => s.block.number === block && s.t === t,
+        training: { optimizer: linearRecipe(ctx.seed, lr).optimizer }, tags: { lr },
+      }),
+    ),
+  );
+}
+
+export interface LrChoice {
+  /** The rate the sweeps use: pool 1's choice. */
+  lr: number;
+  /** One selection per pool (1 and 2) over the rate grid: the main table's linear rows. */
+  byPool: { pool: number; selection: Selection }[];
+  /** A sentence when a pool's chosen rate is at an edge of the grid (null otherwise). */
+  edges: string[];
+}
+
+/**
+ * The linear heads' learning rate, chosen on validation at the main setting (the paper's block and t mapped
+ * to our model): for pool 1 and for pool 2, one selectAndTest over the rates of `lrs` (authors' recipe
+ * otherwise); each winner is refit on all training rows and scored once on test (the main table's linear
+ * rows). The sweeps then use pool 1's rate (they are pool-1 figures; the pool sweep uses it too).
+ */
+export async function chooseLinearLr(ctx: StudyContext, plan: StudyPlan, st: StoredStudy, lrs: number[], showProgress = false): Promise<LrChoice> {
+  const block = mapPaperBlock(plan.main.paperBlock, ctx.ourBlocks);
+  const byPool: LrChoice["byPool"] = [];
+  const edges: string[] = [];
+  for (const pool of [1, 2]) {
+    const cands = linearCandidates(ctx, st, block, plan.main.t, [pool], lrs);
+    const selection = await selectAndTest(`GD (L, pool ${pool}x${pool})`, cands, { split: st.split, training: linearRecipe(ctx.seed), showProgress });
+    byPool.push({ pool, selection });
+    const note = edgeNote(selection, "lr", `linear pool ${pool}: learning rate`);
+    if (note) edges.push(note);
+  }
+  return { lr: byPool[0].selection.chosen.lr as number, byPool, edges };
+}
+
+export interface SweepPoint {
+  sweep: string;
+  paperBlock: number;
+  block: Block;
+  t: number;
+  pool: number;
+  params: number;
+  valAcc: number;
+  valLow: number;
+  valHigh: number;
+  seconds: number;
 }
 
 export interface StudySweeps {
   points: SweepPoint[];
-  best: SweepPoint;
-  bestTest: Evaluation;
-  /** Validation predictions of the head at (block, t, pool) (our block numbers). */
+  /** The selection over every distinct (block, t, pool): its chosen row is the best setting on validation, scored on test. */
+  selection: Selection;
+  /** Validation predictions of the head at (block, t, pool) (our block numbers), in the order of split.val. */
   valPredictions(block: number, t: number, pool: number): Int32Array;
 }
 
-/**
- * One sweep point per (sweep, block, t, pool) of the plan: linear head fitted on fit, val accuracy; the
- * best on val is scored once on test (its test features extracted now if the store lacks them).
- */
-export async function studySweeps(ctx: StudyContext, plan: StudyPlan, st: StoredStudy, onRow?: (r: SweepRow) => void): Promise<StudySweeps> {
-  const map = (b: number) => mapPaperBlock(b, ctx.ourBlocks);
-  const want: { sweep: string; paperBlock: number; t: number; pool: number }[] = [
+/** The sweep points of a plan (paper block numbers), in the figure's order. */
+export function sweepPoints(plan: StudyPlan): { sweep: string; paperBlock: number; t: number; pool: number }[] {
+  return [
     ...plan.tSweep.timesteps.map((t) => ({ sweep: `t sweep (paper block ${plan.tSweep.paperBlock})`, paperBlock: plan.tSweep.paperBlock, t, pool: 1 })),
     ...plan.blockSweep.timesteps.flatMap((t) => plan.blockSweep.paperBlocks.map((b) => ({ sweep: `block sweep (t ${t})`, paperBlock: b, t, pool: 1 }))),
     ...plan.poolSweep.settings.flatMap((s) => plan.poolSweep.pools.map((p) => ({ sweep: `pool sweep (paper block ${s.paperBlock}, t ${s.t})`, paperBlock: s.paperBlock, t: s.t, pool: p }))),
   ];
-  // one head per distinct (block, t, pool); the sweeps share them
+}
+
+/**
+ * One linear head (authors' recipe at rate `lr`) per distinct (block, t, pool) of the figure, all in one
+ * selection: each scored on validation; the best on validation is refit and scored once on test (its test
+ * features extracted now if the store lacks them).
+ */
+export async function studySweeps(ctx: StudyContext, plan: StudyPlan, st: StoredStudy, lr: number, opts: { showProgress?: boolean; onRow?: (r: ValidationRow) => void } = {}): Promise<StudySweeps> {
+  const map = (b: number) => mapPaperBlock(b, ctx.ourBlocks);
+  const want = sweepPoints(plan);
   const key = (b: number, t: number, p: number) => `${b}|${t}|${p}`;
   const distinct = new Map<string, { block: number; t: number; pool: number }>();
   for (const w of want) distinct.set(key(map(w.paperBlock), w.t, w.pool), { block: map(w.paperBlock), t: w.t, pool: w.pool });
   const settings = [...distinct.values()];
-  const linear = ctx.linear ?? linearRecipe(ctx.seed);
-  const { rows, valPredictions, best, bestIndex } = await sweepHeads(
-    settings.map((s) => ({
-      label: `block ${s.block}, t ${s.t}, pool ${s.pool}`,
-      spec: { kind: "linear", pool: s.pool },
-      source: featureSetSource(findSet(st.train, s.block, s.t, s.pool).set, ctx.numClasses),
-      tags: { block: s.block, t: s.t, pool: s.pool },
-    })),
-    st.split, linear, onRow,
-  );
-  const byKey = new Map(rows.map((r) => [key(r.block as number, r.t as number, r.pool as number), r]));
-  const points = want.map((w) => ({ ...byKey.get(key(map(w.paperBlock), w.t, w.pool))!, sweep: w.sweep, paperBlock: w.paperBlock } as SweepPoint));
-  const b = settings[bestIndex];
-  let bestTest: Evaluation;
-  try {
-    const side = findSet(st.train, b.block, b.t, b.pool).side;
-    bestTest = await best.score(featureSetSource((await ensureTestSet(ctx, st, b.block, b.t, side)).set, ctx.numClasses));
-  } finally {
-    best.dispose();
-  }
-  const predByKey = new Map(settings.map((s, i) => [key(s.block, s.t, s.pool), valPredictions[i]]));
+  const cands = settings.flatMap((s) => linearCandidates(ctx, st, s.block, s.t, [s.pool], [lr]));
+  const selection = await selectAndTest("sweeps", cands, { split: st.split, training: linearRecipe(ctx.seed), ...opts });
+  const index = new Map(settings.map((s, i) => [key(s.block, s.t, s.pool), i]));
+  const points = want.map((w) => {
+    const i = index.get(key(map(w.paperBlock), w.t, w.pool))!;
+    const r = selection.grid[i];
+    return { sweep: w.sweep, paperBlock: w.paperBlock, block: r.block!, t: w.t, pool: w.pool, params: r.params, valAcc: r.valAcc, valLow: r.valLow, valHigh: r.valHigh, seconds: r.seconds };
+  });
   return {
-    points, best: { ...rows[bestIndex], sweep: "best on val", paperBlock: null } as SweepPoint, bestTest,
+    points, selection,
     valPredictions: (block, t, pool) => {
-      const p = predByKey.get(key(block, t, pool));
-      if (!p) throw new Error(`no sweep head at block ${block}, t ${t}, pool ${pool}`);
-      return p;
+      const i = index.get(key(block, t, pool));
+      if (i === undefined) throw new Error(`no sweep head at block ${block}, t ${t}, pool ${pool}`);
+      return selection.valPredictions[i];
     },
   };
 }
@@ -182,76 +231,54 @@ export function valLabels(ctx: StudyContext, st: StoredStudy): Int32Array {
   return Int32Array.from(st.split.val, (i) => labels[i]);
 }
 
-export interface LrChoice {
-  lr: number;
-  rows: { lr: number; pool: number; valAcc: number; valLow: number; valHigh: number }[];
+export interface AttentionOptions {
+  /** The head (its width, heads, blocks, token pooling). */
+  spec: HeadSpec;
+  /** Training options; `epochs` is replaced by each value of `epochGrid`. */
+  training: TrainHeadOptions;
+  /** Epoch counts to choose from on validation (the plateau search). */
+  epochGrid: number[];
 }
 
 /**
- * The linear heads' learning rate, chosen on validation: the authors' recipe with each rate of `lrs`, pool 1
- * and pool 2 at the main setting (the paper's block and t mapped to our model), fitted on fit; the rate with
- * the best mean validation accuracy over the two pools wins (ties: the earlier in `lrs`).
+ * The attention head at the main setting, on the largest stored map of (block, t): one selection over
+ * `epochGrid` (train to a validation plateau); the chosen count is refit and scored once on test.
  */
-export async function chooseLinearLr(ctx: StudyContext, plan: StudyPlan, st: StoredStudy, lrs: number[]): Promise<LrChoice> {
-  if (!lrs.length || lrs.some((x) => !(x > 0))) throw new Error(`chooseLinearLr: learning rates ${JSON.stringify(lrs)} must be positive (at least one)`);
-  const block = mapPaperBlock(plan.main.paperBlock, ctx.ourBlocks);
-  const base = ctx.linear ?? linearRecipe(ctx.seed);
-  const rows: LrChoice["rows"] = [];
-  let best = { lr: lrs[0], mean: -1 };
-  for (const lr of lrs) {
-    let sum = 0;
-    for (const pool of [1, 2]) {
-      const h = await fitHead(`lr ${lr}, pool ${pool}`, { kind: "linear", pool }, featureSetSource(findSet(st.train, block, plan.main.t, pool).set, ctx.numClasses), st.split, withLr(base, lr));
-      h.dispose();
-      rows.push({ lr, pool, valAcc: h.valAcc, valLow: h.val.top1Interval.low, valHigh: h.val.top1Interval.high });
-      sum += h.valAcc;
-    }
-    if (sum / 2 > best.mean) best = { lr, mean: sum / 2 };
-  }
-  return { lr: best.lr, rows };
-}
-
-/** `ctx.linear` (or the authors' recipe) with another learning rate. */
-export function withLr(train: TrainHeadOptions, lr: number): TrainHeadOptions {
-  return { ...train, optimizer: { ...train.optimizer, lr } } as TrainHeadOptions;
-}
-
-export interface MainEntry {
-  label: string;
-  block: number;
-  t: number;
-  params: number;
-  valAcc: number;
-  test: Evaluation;
-}
-
-/** The main table's heads at the paper's setting mapped to our model (fixed before any test score): pool 1, pool 2, attention. */
-export async function studyMain(ctx: StudyContext, plan: StudyPlan, st: StoredStudy): Promise<{ entries: MainEntry[]; pool2VsPool1: PairedComparison; attentionVsPool2: PairedComparison }> {
+export async function attentionSelection(ctx: StudyContext, plan: StudyPlan, st: StoredStudy, opts: AttentionOptions, showProgress = false): Promise<{ selection: Selection; edge: string | null }> {
+  if (!opts.epochGrid.length || opts.epochGrid.some((e) => !(Number.isInteger(e) && e > 0))) throw new Error(`attentionSelection: epoch grid ${JSON.stringify(opts.epochGrid)} must be positive integers`);
   const block = mapPaperBlock(plan.main.paperBlock, ctx.ourBlocks);
   const t = plan.main.t;
-  const linear = ctx.linear ?? linearRecipe(ctx.seed);
-  const heads: { label: string; spec: HeadSpec; train: TrainHeadOptions; pool: number }[] = [
-    { label: "GD (L, pool 1x1)", spec: { kind: "linear", pool: 1 }, train: linear, pool: 1 },
-    { label: "GD (L, pool 2x2)", spec: { kind: "linear", pool: 2 }, train: linear, pool: 2 },
-    { label: "GD (Attention)", spec: ctx.attention.spec, train: ctx.attention.train, pool: Math.max(...plan.poolSweep.pools) },
-  ];
-  const entries: MainEntry[] = [];
-  for (const h of heads) {
-    // the attention head reads the largest stored map (ADM-256: 8x8 = avgpool 2 of the 16x16 map, the paper's 64 tokens)
-    const trainSet = h.label.includes("Attention") ? st.train.filter((s) => s.block === block && s.t === t).sort((a, b) => b.side - a.side)[0] : findSet(st.train, block, t, h.pool);
-    const testSet = st.test.find((s) => s.set.key.module === trainSet.set.key.module && s.t === t && s.side === trainSet.side)!;
-    const fitted = await fitHead(h.label, h.spec, featureSetSource(trainSet.set, ctx.numClasses), st.split, h.train);
-    try {
-      const test = await fitted.score(featureSetSource(testSet.set, ctx.numClasses));
-      entries.push({ label: h.label, block, t, params: fitted.params, valAcc: fitted.valAcc, test });
-    } finally {
-      fitted.dispose();
-    }
-  }
-  const labels = st.test[0].set.manifest.labels!;
+  const sides = st.train.filter((s) => s.block.number === block && s.t === t).map((s) => s.side);
+  if (!sides.length) throw new Error(`attentionSelection: no stored training set for block ${block}, t ${t}`);
+  const side = Math.max(...sides);
+  const cands = opts.epochGrid.flatMap((epochs) =>
+    storedCandidates(st.train, testSets(ctx, st), {
+      numClasses: ctx.numClasses, pool: side, where: (s) => s.block.number === block && s.t === t && s.side === side,
+      head: () => opts.spec, training: { epochs }, tags: { epochs },
+    }),
+  );
+  const selection = await selectAndTest("GD (Attention)", cands, { split: st.split, training: opts.training, showProgress });
+  return { selection, edge: edgeNote(selection, "epochs", "attention head: epochs") };
+}
+
+export interface MainTable {
+  pool1: Selection;
+  pool2: Selection;
+  attention: Selection;
+  pool2VsPool1: PairedRow;
+  attentionVsPool2: PairedRow;
+}
+
+/** The main table from its three selections, with exact McNemar tests between these pre-chosen settings. */
+export function mainTable(lr: LrChoice, attention: Selection, testLabels: ArrayLike<number>): MainTable {
+  const [pool1, pool2] = [1, 2].map((p) => {
+    const s = lr.byPool.find((x) => x.pool === p);
+    if (!s) throw new Error(`mainTable: no linear selection at pool ${p}`);
+    return s.selection;
+  });
   return {
-    entries,
-    pool2VsPool1: mcnemarExact(entries[1].test.predictions, entries[0].test.predictions, labels),
-    attentionVsPool2: mcnemarExact(entries[2].test.predictions, entries[1].test.predictions, labels),
+    pool1, pool2, attention,
+    pool2VsPool1: pairedOnTest(pool2.chosen, pool1.chosen, testLabels),
+    attentionVsPool2: pairedOnTest(attention.chosen, pool2.chosen, testLabels),
   };
 }
