@@ -23,7 +23,7 @@ const ALIASES: Record<string, BackendName> = {
   wasm: "wasm", cpu: "cpu",
 };
 
-export interface Candidate {
+export interface BackendCandidate {
   name: BackendName;
   available: boolean;
   /** Why it is or is not available. */
@@ -80,7 +80,7 @@ function findBinding(pkg: string, probe: Probe): { found: boolean; reason: strin
 }
 
 /** What each backend's availability looks like right now, in preference order. */
-export function probeBackends(probe: Probe = defaultProbe): Candidate[] {
+export function probeBackends(probe: Probe = defaultProbe): BackendCandidate[] {
   const gpuBinding = findBinding("@tensorflow/tfjs-node-gpu", probe);
   const gpu = probe.gpuVisible();
   const nodeBinding = findBinding("@tensorflow/tfjs-node", probe);
@@ -110,7 +110,7 @@ export function parseBackendName(raw: string): BackendName {
  * Pick the backend to use: the forced one when given, else the first available in BACKEND_ORDER.
  * Pure: does not touch tfjs. Throws when a forced backend is unavailable, naming why.
  */
-export function planBackend(candidates: Candidate[], prefer?: string): BackendChoice {
+export function planBackend(candidates: BackendCandidate[], prefer?: string): BackendChoice {
   const log: string[] = [];
   if (prefer) {
     const name = parseBackendName(prefer);
