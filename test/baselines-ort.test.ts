@@ -18,6 +18,7 @@ import { Dcgan, GAN_WEIGHTS } from "../lib/train/baselines/gan-trainer";
 import { encoderClassifierSpecs } from "../lib/train/baselines/encoder-classifier";
 import { EncoderClassifier, SUPERVISED_WEIGHTS } from "../lib/train/baselines/supervised-trainer";
 import { ganExtractor, loadDiscriminatorModel, loadEncoderModel, supervisedExtractor } from "../lib/train/baselines/extractor";
+import { tempDir } from "./helpers/tmp";
 
 const TINY_UNET = {
   image_size: 8, in_channels: 1, num_channels: 32, num_res_blocks: 1, channel_mult: "1,2", attention_resolutions: "4",
@@ -46,7 +47,7 @@ describe("baselines on ONNX Runtime", function () {
   let dir: string;
   before(async () => {
     await selectBackend("wasm");
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-baselines-ort-"));
+    dir = tempDir("baselines-ort");
   });
   after(() => {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -16,6 +16,7 @@ import * as os from "os";
 import * as path from "path";
 import type { Browser, Page } from "puppeteer-core";
 import { checkPortFree, serverPlan } from "../data-scripts/notebook";
+import { tempDir } from "./helpers/tmp";
 
 const ROOT = path.resolve(__dirname, "..");
 const NOTEBOOK = "01-quickstart.ipynb";
@@ -183,7 +184,7 @@ describe("notebook 01 in a real browser (npm run notebook + Chromium)", function
     const before = fs.readFileSync(file, "utf8");
     const port = await freePort();
     const log: string[] = [];
-    const profile = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-chromium-"));
+    const profile = tempDir("chromium");
     fs.mkdirSync(SHOTS, { recursive: true });
     const server = startServer(port, log);
     let browser: Browser | null = null;

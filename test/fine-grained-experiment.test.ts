@@ -18,6 +18,7 @@ import { blockTable } from "../lib/model/unet/index";
 import { createUNetConfig } from "../lib/model/unet/config";
 import { findSet, PLAN_NOISE } from "../lib/experiments/extraction-plan";
 import { Candidate, probeTraining, selectAndTest } from "../lib/experiments/protocol/select";
+import { tempDir } from "./helpers/tmp";
 import {
   datasetRoot, datasetSources, epochCandidates, fineGrainedHeads, headsOnSetting, PAPER_ATTENTION, prepareDataset, SIX_DATASETS,
   sixDatasetCost, sweepCandidates,
@@ -78,7 +79,7 @@ describe("notebook 06's full path: six synthetic trees, a tiny official-format c
   const counts: Record<string, { train: number; test: number }> = {};
   before(async () => {
     await selectBackend("wasm");
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), "nb06-full-path-"));
+    dir = tempDir("nb06-full-path");
     await writeRandomCheckpoint(path.join(dir, "tiny_diffusion_uncond.pt"), TINY_ADM_FLAGS, 3);
     for (const d of SIX_DATASETS) {
       const tree = await writeSyntheticTree(d, path.join(dir, d), { classes: 3, trainPerClass: 4, testPerClass: 2, seed: 1 });

@@ -28,6 +28,7 @@ import { validationSplit } from "../lib/experiments/protocol/split";
 import { mapPaperBlock } from "../lib/experiments/block-depth";
 import { provenance } from "../lib/provenance";
 import { paperSection } from "../lib/paper";
+import { tempDir } from "./helpers/tmp";
 
 describe("full-scale path of notebooks 04 and 05 (synthetic ImageNet tree, official-format checkpoint)", function () {
   this.timeout(300000);
@@ -36,7 +37,7 @@ describe("full-scale path of notebooks 04 and 05 (synthetic ImageNet tree, offic
   const model = () => ({ config: TINY_ADM_FLAGS, checkpoint: ckpt });
   before(async () => {
     await selectBackend("wasm");
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "imagenet-full-path-"));
+    tmp = tempDir("imagenet-full-path");
     ckpt = path.join(tmp, "models", "tiny_diffusion_uncond.pt");
     await writeRandomCheckpoint(ckpt, TINY_ADM_FLAGS, 1);
   });

@@ -24,6 +24,7 @@ import { familyCandidates, selectFamily } from "../lib/experiments/heads-study";
 import { gridPosition } from "../lib/experiments/grid-edge";
 import { accuracy } from "../lib/metrics/classification";
 import { Rng } from "../lib/rng";
+import { tempDir } from "./helpers/tmp";
 
 const K = 3, C = 4, SIDE = 2, DIM = C * SIDE * SIDE;
 // 13-block model: paper 6 -> 3, 19 -> 7, 24 -> 9
@@ -122,7 +123,7 @@ describe("notebooks 04 and 05: the linear study and the head families", function
   let st: StoredStudy, stPermuted: StoredStudy;
   before(async () => {
     await selectBackend("wasm");
-    root = fs.mkdtempSync(path.join(os.tmpdir(), "linear-study-"));
+    root = tempDir("linear-study");
     st = study(path.join(root, "a"), testLabels);
     stPermuted = study(path.join(root, "b"), permuted);
   });

@@ -18,6 +18,7 @@ import { checkTorchvisionFolder } from "../lib/model/nets/reference";
 import { npyToFloat32, readNpy } from "../lib/model/npy";
 import { formatLine, relError } from "../lib/model/unet/reference";
 import { sharedOrSkip } from "./helpers/shared";
+import { tempDir } from "./helpers/tmp";
 
 const TOL = 1e-5;
 const FOLDERS = ["resnet-lite", "vit-lite"];
@@ -27,7 +28,7 @@ describe("torchvision networks on ONNX Runtime", function () {
   this.timeout(300000);
   let cache: string;
   before(() => {
-    cache = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-nets-ort-"));
+    cache = tempDir("nets-ort");
   });
   after(() => {
     fs.rmSync(cache, { recursive: true, force: true });
