@@ -36,7 +36,7 @@
  *   --batch-size N     images per model call (default: from the model's activation memory: the largest
  *                      power of two, at most 32, whose estimated float32 activations for a pass to the
  *                      deepest block asked fit in 2 GiB (lib/model/unet/activations.ts); 8 for the 256x256
- *                      ADM to block 24, 2 for its full pass, 32 for the Fashion-MNIST model)
+ *                      ADM to block 24, 4 for its full pass, 32 for the Fashion-MNIST model)
  *   --backend B        tfjs backend (default wasm)
  */
 import * as fs from "fs";

@@ -77,7 +77,7 @@ export const MAX_DEFAULT_BATCH = 32;
 /**
  * The default batch size for a request: the largest power of two (at most 32) whose estimated peak
  * activations for a pass to the deepest block asked (peakActivationBytes, float32, per image) fit in
- * 2 GiB; at least 1. The 256x256 ADM to block 24: ~201 MB per image, so 8; its full pass: 2; the
+ * 2 GiB; at least 1. The 256x256 ADM to block 24: 192 MiB per image, so 8; its full pass: 512 MiB, so 4; the
  * Fashion-MNIST model: 32.
  */
 export function defaultBatchSize(config: UNetConfig, blocks: (number | string)[]): number {

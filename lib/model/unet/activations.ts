@@ -1,7 +1,7 @@
 /**
  * Activation memory of a forward pass, estimated from the architecture plan (no model run): what a batch
  * size must fit. While block b runs, the memory held is the skip connections produced before b and still
- * needed by an output block that the pass reaches, plus b's working set: three maps of its widest shape
+ * needed by a later output block that the pass reaches, plus b's working set: three maps of its widest shape
  * (input, hidden and output of a ResBlock: GroupNorm/SiLU results are consumed at once) and, in an
  * attention block, the weights of every head (heads x T x T, T = rows x cols). Values are float32. The
  * estimate is per image; ONNX Runtime and tfjs reuse buffers, so a measured peak is below it, not above.
@@ -37,7 +37,7 @@ export function peakActivationBytes(config: UNetConfig, blocks: (number | string
     let held = 0;
     for (const [from, consumer] of until) {
       const src = produced.get(from)!;
-      if (src.number < b.number && consumer >= b.number) held += src.outCh * src.outRes * src.outRes;
+      if (src.number < b.number && consumer > b.number) held += src.outCh * src.outRes * src.outRes;
     }
     peak = Math.max(peak, held + workingValues(b));
   }
