@@ -4,7 +4,8 @@
  * JPEGs (320x256, centre-cropped to 256) with the 256x256 ADM's random weights of seed 0 (the weights of
  * part ort256) written as an official-format torch checkpoint, so that the ONNX graph is built from a
  * torch file as for a downloaded checkpoint. Then the bare ONNX Runtime engine on the same cached graph at
- * the same batch size. Everything lives in a temp folder removed at the end (store, graph, checkpoint).
+ * the same batch size. The inputs are written by a child process of their own (extract256Inputs) into the
+ * temp folder run.ts makes and removes (tree, checkpoint, graph cache, stores).
  *
  * Figures: graph build from the torch file (its own line), the first call (warm-up, its own line), then
  * the extract path over the images (s/img, img/s, where its time went, peak RSS), then the engine alone.
@@ -33,28 +34,40 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-export async function extract256(o: PartOptions): Promise<Row[]> {
+const treeOf = (tmp: string) => path.join(tmp, "imagenet");
+const checkpointOf = (tmp: string) => path.join(tmp, "256x256_random.pt");
+
+/** The inputs, written by their own child process (so that its memory is not in the extract path's peak RSS). */
+export async function extract256Inputs(o: PartOptions): Promise<Row[]> {
+  if (!o.tmp) throw new Error("extract256-inputs: no --tmp folder");
   const config = createUNetConfig("adm-256-uncond");
-  const tmp = fs.mkdtempSync(path.join(o.tmp || os.tmpdir(), "extract-bench-"));
+  const total = o.images + defaultBatchSize(config, [o.block]); // the first batch serves the warm-up call
+  let t0 = now();
+  await writeSyntheticImagenet(treeOf(o.tmp), { numClasses: 2, trainPerClass: Math.ceil(total / 2), valPerClass: 1, size: 256 });
+  log(`synthetic ImageNet tree: ${2 * Math.ceil(total / 2)} train JPEGs of 320x256 in ${(now() - t0).toFixed(1)} s`);
+  t0 = now();
+  const ckpt = checkpointOf(o.tmp);
+  await writeRandomCheckpoint(ckpt, getPreset("adm-256-uncond").flags, 0);
+  return [{ part: "extract256", model: MODEL, backend: "-", batch: "", measure: "write the torch checkpoint (official layout; not part of extraction)", value: now() - t0, unit: "s", note: `${(fs.statSync(ckpt).size / 2 ** 30).toFixed(2)} GiB` }];
+}
+
+export async function extract256(o: PartOptions): Promise<Row[]> {
+  if (!o.tmp) throw new Error("extract256: no --tmp folder (run.ts makes one and writes the inputs first)");
+  const config = createUNetConfig("adm-256-uncond");
   const rows: Row[] = [];
   const part = "extract256";
   const blockName = blockTable(config)[o.block - 1].name;
   const flopsTo = blockTable(config)[o.block - 1].cumulativeFlops / 1e9;
   const batch = defaultBatchSize(config, [o.block]);
   const n = o.images;
+  const total = n + batch;
+  const tmp = o.tmp;
+  const tree = treeOf(tmp);
+  const ckpt = checkpointOf(tmp);
   const oldCache = process.env.DIFFPROBE_ONNX_CACHE;
   process.env.DIFFPROBE_ONNX_CACHE = path.join(tmp, "onnx"); // a first build, not a cache hit of an earlier run
+  let t0: number;
   try {
-    // Inputs: a tree of n + batch JPEGs (the first `batch` serve the warm-up call), and the checkpoint.
-    let t0 = now();
-    const tree = path.join(tmp, "imagenet");
-    const total = n + batch;
-    await writeSyntheticImagenet(tree, { numClasses: 2, trainPerClass: Math.ceil(total / 2), valPerClass: 1, size: 256 });
-    log(`synthetic ImageNet tree: ${total} train JPEGs of 320x256 in ${(now() - t0).toFixed(1)} s`);
-    t0 = now();
-    const ckpt = path.join(tmp, "256x256_random.pt");
-    await writeRandomCheckpoint(ckpt, getPreset("adm-256-uncond").flags, 0);
-    rows.push({ part, model: MODEL, backend: "-", batch: "", measure: "write the torch checkpoint (official layout)", value: now() - t0, unit: "s", note: `${(fs.statSync(ckpt).size / 2 ** 30).toFixed(2)} GiB` });
     const source: ModelSource = { config: "adm-256-uncond", checkpoint: ckpt };
 
     // npm run extract's path: the source, the extractor (default batch), the store.
@@ -66,9 +79,14 @@ export async function extract256(o: PartOptions): Promise<Row[]> {
       root, extractor, ...req, dtype: "float16", progress: false,
       images: { ...all, ids: all.ids.slice(start, end), labels: all.labels!.slice(start, end), load: (s, e) => all.load(start + s, start + e) },
     });
+    // What extractToStore does first (prepare), called here to time it and read the RSS before any model call.
+    t0 = now();
+    await extractor.prepare!(req);
+    const build = now() - t0;
+    const rssAfterBuild = maxRssBytes();
     const warm = await extractToStore(job(path.join(tmp, "store-warm-up"), 0, batch));
     const backend = extractor.engine().detail ?? "ort";
-    rows.push({ part, model: MODEL, backend, batch: "", measure: `build the ONNX graph to block ${o.block} from the torch file + session (first run)`, value: warm.seconds.prepare, unit: "s", note: "includes the SHA-256 of the checkpoint and of the built files" });
+    rows.push({ part, model: MODEL, backend, batch: "", measure: `build the ONNX graph to block ${o.block} from the torch file + session (first run)`, value: build, unit: "s", note: `includes the SHA-256 of the checkpoint and of the built files; peak RSS after it ${(rssAfterBuild / 2 ** 30).toFixed(2)} GiB` });
     rows.push({ part, model: MODEL, backend, batch, measure: "extract path: first call (warm-up)", value: warm.seconds.extract / batch, unit: "s/img" });
 
     log(`extract path: ${n} images of 320x256 JPEG, block ${o.block} (${blockName}) at t=${o.t}, pool 2, float16 store, batch ${batch} ...`);
@@ -113,7 +131,6 @@ export async function extract256(o: PartOptions): Promise<Row[]> {
   } finally {
     if (oldCache === undefined) delete process.env.DIFFPROBE_ONNX_CACHE;
     else process.env.DIFFPROBE_ONNX_CACHE = oldCache;
-    fs.rmSync(tmp, { recursive: true, force: true });
   }
   return rows;
 }

@@ -17,7 +17,7 @@ import { fitHead, probeTraining } from "../lib/experiments/protocol/select";
 import { memorySource } from "../lib/heads/source";
 import { writeRandomCheckpoint } from "./checkpoint";
 import { ort256, ortLoad, torchReference } from "./ort";
-import { extract256 } from "./extract";
+import { extract256, extract256Inputs } from "./extract";
 
 /** One figure of the report. */
 export interface Row {
@@ -294,6 +294,7 @@ export const PARTS: Record<string, (o: PartOptions) => Promise<Row[]>> = {
   "load-ort": ortLoad,
   ort256,
   extract256,
+  "extract256-inputs": extract256Inputs,
   torch: torchReference,
 };
 

@@ -165,7 +165,15 @@ async function main(): Promise<number> {
     const t0 = Date.now();
     console.log(`== ${part}`);
     try {
-      if (part === "load") {
+      if (part === "extract256") {
+        const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-bench-"));
+        try {
+          rows.push(...(await runChild("extract256-inputs", { ...opts, tmp })));
+          rows.push(...(await runChild("extract256", { ...opts, tmp })));
+        } finally {
+          fs.rmSync(tmp, { recursive: true, force: true });
+        }
+      } else if (part === "load") {
         const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-bench-"));
         try {
           rows.push(...(await runChild("load-write", { ...opts, tmp })));
