@@ -87,6 +87,7 @@ export interface ExtractPlan {
   /** Maps are stored pooled to storePool x storePool. */
   storePool: number;
   dtype?: StoreDtype;
+  /** Images per model call (default: the extractor's, from the model's activation memory: defaultBatchSize). */
   batchSize?: number;
   partRows?: number;
   store?: string;
@@ -109,7 +110,7 @@ export interface StoredSetting {
  * the sets per (block, t). `progress` labels the bars.
  */
 export async function extractSplits(plan: ExtractPlan, sources: { train: ImageSource; test: ImageSource }, progressLabel: string): Promise<StoredSetting[]> {
-  const extractor = engineExtractor(plan.model, { engine: plan.engine, batchSize: plan.batchSize ?? 16 });
+  const extractor = engineExtractor(plan.model, { engine: plan.engine, batchSize: plan.batchSize });
   const root = plan.store ?? defaultStoreRoot();
   const sets: Record<string, FeatureSet[]> = {};
   try {
@@ -133,7 +134,7 @@ export async function extractSplits(plan: ExtractPlan, sources: { train: ImageSo
 
 /** Seconds per image of the extractor on `n` images of `images` (a timed run, nothing stored). */
 export async function measureSecondsPerImage(plan: ExtractPlan, images: ImageSource, n: number): Promise<number> {
-  const extractor = engineExtractor(plan.model, { engine: plan.engine, batchSize: plan.batchSize ?? 16 });
+  const extractor = engineExtractor(plan.model, { engine: plan.engine, batchSize: plan.batchSize });
   try {
     const k = Math.min(n, images.ids.length);
     const batch = await images.load(0, k);
