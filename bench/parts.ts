@@ -17,6 +17,7 @@ import { fitHead, probeTraining } from "../lib/experiments/protocol/select";
 import { memorySource } from "../lib/heads/source";
 import { writeRandomCheckpoint } from "./checkpoint";
 import { ort256, ortLoad, torchReference } from "./ort";
+import { extract256, extract256Inputs } from "./extract";
 
 /** One figure of the report. */
 export interface Row {
@@ -45,6 +46,8 @@ export interface PartOptions {
   block: number;
   t: number;
   batch: number;
+  /** Images of part extract256. */
+  images: number;
   /** Folder for the temporary checkpoint (part "load"). */
   tmp: string;
 }
@@ -290,6 +293,8 @@ export const PARTS: Record<string, (o: PartOptions) => Promise<Row[]>> = {
   "load-read": loadCheckpoint,
   "load-ort": ortLoad,
   ort256,
+  extract256,
+  "extract256-inputs": extract256Inputs,
   torch: torchReference,
 };
 

@@ -16,6 +16,7 @@ import { openSession, OrtSessionSettings } from "../lib/model/engines/ort-runtim
 import type { UNetConfig } from "../lib/model/unet/config";
 import type * as Ort from "onnxruntime-node";
 import type { Row } from "./parts";
+import { extractComparison } from "./extract";
 
 export interface PeakFigure {
   what: string;
@@ -171,6 +172,8 @@ export function comparisons(rows: Row[]): string[] {
     const t = rows.find((r) => r.part === "torch" && r.unit === "s/img" && r.batch === o.batch && kind(r) === kind(o));
     if (t) out.push(`ONNX Runtime / PyTorch, ${kind(o)}, batch ${o.batch}, same run: ${o.value.toFixed(2)} / ${t.value.toFixed(2)} s/img = ${(o.value / t.value).toFixed(2)}x the time.`);
   }
+  const extract = extractComparison(rows);
+  if (extract) out.push(extract);
   const provider = rows.find((r) => r.part === "ort256" && r.provider)?.provider;
   if (provider) out.push(`ONNX Runtime execution provider: ${provider}.`);
   const nominal = rows.find((r) => r.peak === "nominal");

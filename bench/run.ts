@@ -1,20 +1,26 @@
 /**
  * Benchmarks (figures, not tests): `npm run bench -- [options]`
  *
- *   --only ort256,torch,adm256,adm256-pool,tiny,small,probe,load   parts to run (default: all)
+ *   --only ort256,extract256,torch,adm256,adm256-pool,tiny,small,probe,load   parts to run (default: all)
  *   --workers N        workers for adm256-pool (default 2)
  *   --reps R           timed repetitions after one warm-up (default 3)
  *   --quick            one repetition, no 256 full pass (a check that everything runs)
  *   --backend NAME     tfjs backend (default wasm)
  *   --block B --t T    feature block / timestep for the 256 model (default 24 / 90)
  *   --batch N          batch size for tiny/small (default 16)
+ *   --images N         images the extract256 part extracts (default 8; block 24 takes seconds per image)
  *
  * Parts:
- *   ort256       first the machine's limit on the same engine and threads (./peak: float32 matrix products
+ *   ort256       (runs extract256 after it, unless --quick) first the machine's limit on the same engine and threads (./peak: float32 matrix products
  *                of 2048 and 4096 squares, the 3x3 convolution of the 256 model's widest shape; the nominal
  *                peak only for processors whose FMA width the bench knows), then the 256x256 ADM on ONNX
  *                Runtime (random weights): features of block 24 at t=90, batch 1 and 8 (s/img, img/s,
  *                GFLOP/s as a percentage of the measured peak), the full pass; the execution provider;
+ *   extract256   npm run extract's own code (openImageSource, createExtractor, extractToStore) on a synthetic
+ *                ImageNet tree of 320x256 JPEGs with the weights of ort256 written as a torch checkpoint, at
+ *                the default batch size (from the model's activation memory): the graph build from the torch
+ *                file and the first call on their own lines, then img/s, where the time went and peak RSS,
+ *                beside the bare engine on the same graph at the same batch (./extract.ts);
  *   torch        the official PyTorch code, same block at batch 1 and 8 and the full pass, when Debian's
  *                python3-torch and ../shared/tools/fixtures/bench_cpu.py are present (a comparison, with the
  *                ONNX Runtime / PyTorch ratio per batch size; skipped otherwise);
@@ -36,7 +42,7 @@ import { headerComment, numberOption, parseCommandLine, runCommand, UsageError }
 import { machineLine, PartOptions, PARTS, Row } from "./parts";
 import { annotateFlops, comparisons } from "./peak";
 
-const ALL = ["ort256", "torch", "adm256", "adm256-pool", "tiny", "small", "probe", "load"];
+const ALL = ["ort256", "extract256", "torch", "adm256", "adm256-pool", "tiny", "small", "probe", "load"];
 const MARK = "@@BENCH ";
 
 function parse(): { parts: string[]; opts: PartOptions; child: string | null } {
@@ -50,6 +56,7 @@ function parse(): { parts: string[]; opts: PartOptions; child: string | null } {
       block: { type: "string", default: "24" },
       t: { type: "string", default: "90" },
       batch: { type: "string", default: "16" },
+      images: { type: "string", default: "8" },
       child: { type: "string" },
       tmp: { type: "string", default: "" },
     },
@@ -58,6 +65,8 @@ function parse(): { parts: string[]; opts: PartOptions; child: string | null } {
   const int = (name: string, min: number) => numberOption(values, name, { integer: true, min })!;
   const parts = values.only ? values.only.split(",").map((s) => s.trim()).filter(Boolean) : ALL;
   for (const p of parts) if (!ALL.includes(p)) throw new UsageError(`unknown part ${JSON.stringify(p)}; parts: ${ALL.join(", ")}`);
+  // The engine's figure comes with the real extraction path's beside it (not in a quick run).
+  if (parts.includes("ort256") && !parts.includes("extract256") && !quick) parts.splice(parts.indexOf("ort256") + 1, 0, "extract256");
   return {
     parts,
     child: values.child ?? null,
@@ -69,6 +78,7 @@ function parse(): { parts: string[]; opts: PartOptions; child: string | null } {
       block: int("block", 1),
       t: int("t", 0),
       batch: int("batch", 1),
+      images: int("images", 1),
       tmp: values.tmp!,
     },
   };
@@ -78,7 +88,7 @@ function parse(): { parts: string[]; opts: PartOptions; child: string | null } {
 function runChild(part: string, opts: PartOptions): Promise<Row[]> {
   const args = [
     ...process.execArgv, __filename, "--child", part, "--backend", opts.backend, "--reps", String(opts.reps), "--workers", String(opts.workers),
-    "--block", String(opts.block), "--t", String(opts.t), "--batch", String(opts.batch), "--tmp", opts.tmp, ...(opts.quick ? ["--quick"] : []),
+    "--block", String(opts.block), "--t", String(opts.t), "--batch", String(opts.batch), "--images", String(opts.images), "--tmp", opts.tmp, ...(opts.quick ? ["--quick"] : []),
   ];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
@@ -155,7 +165,15 @@ async function main(): Promise<number> {
     const t0 = Date.now();
     console.log(`== ${part}`);
     try {
-      if (part === "load") {
+      if (part === "extract256") {
+        const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-bench-"));
+        try {
+          rows.push(...(await runChild("extract256-inputs", { ...opts, tmp })));
+          rows.push(...(await runChild("extract256", { ...opts, tmp })));
+        } finally {
+          fs.rmSync(tmp, { recursive: true, force: true });
+        }
+      } else if (part === "load") {
         const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "diffprobe-bench-"));
         try {
           rows.push(...(await runChild("load-write", { ...opts, tmp })));

@@ -33,7 +33,10 @@
  *   --verify           with --status: check every part's checksum too (reads the whole store)
  *   --engine E         auto (default: $DIFFPROBE_ENGINE, else ONNX Runtime where it loads), ort or tfjs
  *   --workers N        tfjs engine: feature worker threads (default: one per core; 0: in this thread)
- *   --batch-size N     images per model call (default 32)
+ *   --batch-size N     images per model call (default: from the model's activation memory: the largest
+ *                      power of two, at most 32, whose estimated float32 activations for a pass to the
+ *                      deepest block asked fit in 2 GiB (lib/model/unet/activations.ts); 8 for the 256x256
+ *                      ADM to block 24, 4 for its full pass, 32 for the Fashion-MNIST model)
  *   --backend B        tfjs backend (default wasm)
  */
 import * as fs from "fs";
@@ -45,7 +48,7 @@ import { loadModel } from "../lib/model/load-model";
 import { NoisePolicy } from "../lib/features/extract";
 import type { PoolSpec } from "../lib/features/pooling";
 import { ModelSource, sourceConfig, sourceDiffusion, modelIdOf, modelSchedule } from "../lib/model/model-source";
-import { engineExtractor, FeatureExtractor, modelExtractor, workerExtractor } from "../lib/features/store/extractor";
+import { defaultBatchSize, engineExtractor, FeatureExtractor, modelExtractor, workerExtractor } from "../lib/features/store/extractor";
 import { chooseEngine } from "../lib/model/engines/engine";
 import { extractToStore, openJobSets, ExtractJob } from "../lib/features/store/extract";
 import { openImageSource } from "../lib/features/store/images";
@@ -119,7 +122,7 @@ async function main(): Promise<number> {
     throw new UsageError((e as Error).message);
   }
   const workers = numberOption(values, "workers", { integer: true, min: 0 });
-  const batchSize = numberOption(values, "batch-size", { integer: true, positive: true }) ?? 32;
+  const batchSize = numberOption(values, "batch-size", { integer: true, positive: true }) ?? defaultBatchSize(config, blocks);
   const images = await openImageSource(values.dataset, {
     split: values.split ?? "train",
     size: numberOption(values, "size", { integer: true, positive: true }) ?? config.imageSize,
@@ -130,6 +133,7 @@ async function main(): Promise<number> {
   let extractor: FeatureExtractor;
   const engine = chooseEngine(values.engine);
   for (const l of engine.log) console.error(`engine ${l}`);
+  console.error(`batch: ${batchSize} image(s) per model call${values["batch-size"] === undefined ? " (default: from the model's activation memory; --batch-size N to change)" : ""}`);
   if (engine.name === "ort") {
     if (workers !== undefined) console.error("(--workers applies to --engine tfjs: ONNX Runtime runs one session with a thread per core)");
     extractor = engineExtractor(source, { engine: "ort", batchSize });
@@ -169,6 +173,7 @@ async function main(): Promise<number> {
     const r = await extractToStore({ ...job, shouldStop: () => stopping });
     console.log(`${images.dataset}/${images.split}: ${r.sets.length} set(s), ${r.computed} part(s) computed, ${r.skipped} already stored${shard ? ` (shard ${shard.index}/${shard.count})` : ""}${r.stopped ? "; stopped on request" : ""}`);
     console.log(`store: ${path.resolve(job.root)}`);
+    if (r.computed) console.log(`time: ${r.seconds.prepare.toFixed(1)} s preparing the engine, ${r.seconds.extract.toFixed(1)} s in the model, ${r.seconds.waitImages.toFixed(1)} s waiting for images (decoding not overlapped), ${r.seconds.write.toFixed(1)} s writing`);
     return r.stopped ? 130 : 0;
   } finally {
     process.off("SIGINT", onSigint);

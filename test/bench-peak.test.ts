@@ -55,4 +55,13 @@ describe("bench: measured peak and percentages", () => {
     const alone = annotateFlops([row({ part: "torch", measure: "features", value: 5, gflop: 600 })]);
     assert.match(alone[0].note!, /no measured peak in this run \(part ort256 measures it\)/);
   });
+
+  it("the extract path beside the bare engine of the same run, and whether it is within 15%", () => {
+    const x = (measure: string, value: number, gflop?: number) => row({ part: "extract256", batch: 8, measure, value, ...(gflop ? { gflop } : {}) });
+    const rows = [x("extract path: first call (warm-up)", 9), x("extract path: 8 images, whole call", 4.4, 639), x("bare engine: features block 24, t=90 (median of 2)", 4, 639)];
+    assert.deepEqual(comparisons(rows), ["Extract path / bare engine, batch 8, same run: 4.40 / 4.00 s/img = 1.10x the time (0.227 / 0.250 img/s; within 15%)."]);
+    rows[1] = x("extract path: 8 images, whole call", 4.8, 639);
+    assert.match(comparisons(rows)[0], /= 1\.20x the time .*NOT within 15%/);
+    assert.deepEqual(comparisons(rows.slice(0, 2)), []);
+  });
 });

@@ -5,8 +5,13 @@
  * Each part is written atomically (store.ts), so stopping at any moment (Ctrl-C, SIGKILL, a node lost)
  * never leaves a part that reads as complete. `shouldStop` is polled between parts: the current part is
  * finished and written, then extraction returns with `stopped: true`.
+ *
+ * Images are loaded in pieces of the extractor's rowsPerCall (a whole part when it has none), and the next
+ * piece (of this part or the next) is loaded while the current one runs: decoding and cropping overlap
+ * the model, and only two pieces of images are in memory at once.
  */
-import { featureMatrix, isCacheable, noiseLabel, scheduleId } from "../extract";
+import { concatBatches, featureMatrix, isCacheable, noiseLabel, scheduleId } from "../extract";
+import type { FeatureBatch } from "../extract";
 import type { ScheduleLike } from "../extract";
 import { poolLabel } from "../pooling";
 import { progress } from "../../display/progress";
@@ -41,6 +46,29 @@ export interface ExtractResult {
   computed: number;
   skipped: number;
   stopped: boolean;
+  /**
+   * Seconds spent: preparing the extractor (an engine graph built or loaded), waiting for images that were
+   * not ready when the model wanted them (loading not overlapped), in model calls, and writing parts.
+   */
+  seconds: { prepare: number; waitImages: number; extract: number; write: number };
+}
+
+/** One model call's rows: [start, end) of part `part`. */
+interface Piece {
+  part: number;
+  start: number;
+  end: number;
+}
+
+/** The pieces of `parts` (in order), `rows` images each at most, never across a part's end. */
+export function partPieces(parts: number[], range: (p: number) => [number, number], rows: number): Piece[] {
+  if (!(Number.isInteger(rows) && rows > 0)) throw new Error(`extract: rows per call must be a positive integer, got ${rows}`);
+  const out: Piece[] = [];
+  for (const p of parts) {
+    const [s, e] = range(p);
+    for (let a = s; a < e; a += rows) out.push({ part: p, start: a, end: Math.min(e, a + rows) });
+  }
+  return out;
 }
 
 /**
@@ -103,24 +131,51 @@ export async function extractToStore(job: ExtractJob): Promise<ExtractResult> {
   const label = typeof job.progress === "string" ? job.progress : `${job.images.dataset}/${job.images.split} features${job.shard ? ` (shard ${job.shard.index}/${job.shard.count})` : ""}`;
   const bar = job.progress === false || parts.length === 0 ? null : progress({ total: rowsTodo, label, unit: "img" });
   const req: FeatureRequest = { blocks: job.blocks, timesteps: job.timesteps, pool: job.pool, noise: job.noise, schedule: jobSchedule(job) };
+  const seconds = { prepare: 0, waitImages: 0, extract: 0, write: 0 };
+  const clock = () => performance.now() / 1000;
   let computed = 0;
   let stopped = false;
+  if (parts.length && job.extractor.prepare) {
+    const t0 = clock();
+    await job.extractor.prepare(req);
+    seconds.prepare = clock() - t0;
+  }
+  const rows = job.extractor.rowsPerCall?.(req) ?? job.partRows ?? DEFAULT_PART_ROWS;
+  const pieces = partPieces(parts, (p) => sets[0].partRange(p), rows);
+  const load = (k: number) => {
+    const x = job.images.load(pieces[k].start, pieces[k].end);
+    x.catch(() => undefined); // awaited below; a prefetch abandoned on stop must not be an unhandled rejection
+    return x;
+  };
+  let next = pieces.length ? load(0) : null;
+  let done: FeatureBatch[] = [];
   try {
-    for (const p of parts) {
-      if (job.shouldStop?.()) {
+    for (let k = 0; k < pieces.length; k++) {
+      const { part: p, start: s, end: e } = pieces[k];
+      const [ps, pe] = sets[0].partRange(p);
+      if (s === ps && job.shouldStop?.()) {
         stopped = true;
         break;
       }
-      const [s, e] = sets[0].partRange(p);
-      const images = await job.images.load(s, e);
+      let t0 = clock();
+      const images = await next!;
+      seconds.waitImages += clock() - t0;
+      next = k + 1 < pieces.length ? load(k + 1) : null;
       const y = job.conditionOnLabels ? Array.from(job.images.labels!.subarray(s, e)) : undefined;
-      const batch = await job.extractor.extract(images, job.images.ids.slice(s, e), y ? { ...req, y } : req);
+      t0 = clock();
+      done.push(await job.extractor.extract(images, job.images.ids.slice(s, e), y ? { ...req, y } : req));
+      seconds.extract += clock() - t0;
+      bar?.tick(e - s, { part: `${computed + (e === pe ? 1 : 0)}/${parts.length}` });
+      if (e < pe) continue;
+      t0 = clock();
+      const batch = done.length === 1 ? done[0] : concatBatches(done);
+      done = [];
       for (const set of todo.get(p)!) set.writePart(p, featureMatrix(batch, set.key.module, set.key.t).data);
+      seconds.write += clock() - t0;
       computed++;
-      bar?.tick(e - s, { part: `${computed}/${parts.length}` });
     }
   } finally {
     bar?.done(stopped ? { stopped: "on request" } : undefined);
   }
-  return { sets, computed, skipped: mine.length - parts.length, stopped };
+  return { sets, computed, skipped: mine.length - parts.length, stopped, seconds };
 }

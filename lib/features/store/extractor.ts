@@ -12,6 +12,7 @@ import { parseBlock } from "../../model/unet/blocks";
 import { createUNetEngine } from "../../model/engines/create";
 import type { UNetEngine } from "../../model/engines/engine";
 import type { UNetConfig } from "../../model/unet/config";
+import { peakActivationBytes } from "../../model/unet/activations";
 import { chooseEngine } from "../../model/engines/engine";
 import type { EngineRecord } from "../../provenance";
 import { packageVersion } from "../../environment";
@@ -45,6 +46,13 @@ export interface FeatureExtractor {
   layout(req: FeatureRequest, h: number, w: number): RowLayout[];
   /** Rows of every (block, t) of `req` for the images (NHWC in [-1, 1]); `ids` seed the noise. */
   extract(images: ImageArray, ids: string[], req: FeatureRequest): Promise<FeatureBatch>;
+  /**
+   * Images the extractor takes per model call for `req` (the store hands it parts in pieces of this size
+   * and loads the next piece while the current one runs); absent: any number (a whole part at once).
+   */
+  rowsPerCall?(req: FeatureRequest): number;
+  /** Build or load what `req` needs (an engine graph) before the first call, so that its time is not the first call's. */
+  prepare?(req: FeatureRequest): Promise<void>;
   /** The engine that ran (or will run) the model: name, version, backend (provenance of results files). */
   engine(): EngineRecord;
   /** Release workers or sessions. */
@@ -61,9 +69,28 @@ export function tfjsRecord(backend: string | null = tf.getBackend(), detail?: st
   return { name: "tfjs", version: tf.version.tfjs, backend: backend ?? "none", ...(detail ? { detail } : {}) };
 }
 
+/** Activation memory a default batch may take (estimated by lib/model/unet/activations). */
+export const BATCH_ACTIVATION_BUDGET = 2 * 2 ** 30;
+/** The largest default batch (small models). */
+export const MAX_DEFAULT_BATCH = 32;
+
+/**
+ * The default batch size for a request: the largest power of two (at most 32) whose estimated peak
+ * activations for a pass to the deepest block asked (peakActivationBytes, float32, per image) fit in
+ * 2 GiB; at least 1. The 256x256 ADM to block 24: 192 MiB per image, so 8; its full pass: 512 MiB, so 4; the
+ * Fashion-MNIST model: 32.
+ */
+export function defaultBatchSize(config: UNetConfig, blocks: (number | string)[]): number {
+  const per = peakActivationBytes(config, blocks);
+  let b = 1;
+  while (b * 2 <= MAX_DEFAULT_BATCH && b * 2 * per <= BATCH_ACTIVATION_BUDGET) b *= 2;
+  return b;
+}
+
 export interface ExtractorOptions {
   /** "auto" (default: $DIFFPROBE_ENGINE, else ONNX Runtime where it loads), "ort" or "tfjs". */
   engine?: string;
+  /** Images per model call (default: defaultBatchSize, from the model's activation memory). */
   batchSize?: number;
   /** tfjs: worker threads (default one per core) and their backend (default wasm). */
   workers?: number;
@@ -91,7 +118,7 @@ function unetLayout(config: UNetConfig, req: FeatureRequest, h: number, w: numbe
 export function workerExtractor(model: ModelSource, opts: { workers?: number; batchSize?: number; backend?: string } = {}): FeatureExtractor {
   const config = sourceConfig(model);
   const pool = FeaturePool.onDemand({ model, workers: opts.workers, backend: opts.backend });
-  const batchSize = opts.batchSize ?? 32;
+  const batchOf = (req: FeatureRequest) => opts.batchSize ?? defaultBatchSize(config, req.blocks);
   return {
     schedule: modelSchedule(model),
     get modelId() {
@@ -101,6 +128,7 @@ export function workerExtractor(model: ModelSource, opts: { workers?: number; ba
     async extract(images, ids, req) {
       const [n, h, w, c] = images.shape;
       const per = h * w * c;
+      const batchSize = batchOf(req);
       const batches = [];
       for (let s = 0; s < n; s += batchSize) {
         const e = Math.min(n, s + batchSize);
@@ -116,11 +144,13 @@ export function workerExtractor(model: ModelSource, opts: { workers?: number; ba
 
 /** A U-Net already loaded in this thread (tests, notebooks holding a model). */
 export function modelExtractor(model: FeatureModel, modelId: string, opts: { batchSize?: number } = {}): FeatureExtractor {
-  const batchSize = opts.batchSize ?? 32;
+  const batchOf = (req: FeatureRequest) => opts.batchSize ?? defaultBatchSize(model.config, req.blocks);
   return {
     modelId,
     layout: (req, h, w) => unetLayout(model.config, req, h, w),
+    rowsPerCall: batchOf,
     async extract(images, ids, req) {
+      const batchSize = batchOf(req);
       const [n, h, w, c] = images.shape;
       const per = h * w * c;
       const parts: FeatureBatch[] = [];
@@ -140,9 +170,10 @@ export function modelExtractor(model: FeatureModel, modelId: string, opts: { bat
  * thread; `engine` or $DIFFPROBE_ENGINE forces one). An ONNX model ends after the last block asked for, so
  * one engine is built per set of blocks (and cached on disk: a second run starts at once).
  */
-export function engineExtractor(model: ModelSource, opts: { engine?: string; batchSize?: number; onChoice?: (log: string[], description: string) => void } = {}): FeatureExtractor {
+export function engineExtractor(model: ModelSource, opts: { engine?: string; /** default: defaultBatchSize */ batchSize?: number; onChoice?: (log: string[], description: string) => void } = {}): FeatureExtractor {
   const config = sourceConfig(model);
-  const batchSize = opts.batchSize ?? 32;
+  const batchOf = (req: FeatureRequest) => opts.batchSize ?? defaultBatchSize(config, req.blocks);
+  const blocksOf = (req: FeatureRequest) => [...new Set(req.blocks.map((b) => parseBlock(config, b).name))];
   const engines = new Map<string, Promise<UNetEngine>>();
   let ran: { name: string; description: string } | null = null;
   const engineFor = (blocks: string[]): Promise<UNetEngine> => {
@@ -164,9 +195,13 @@ export function engineExtractor(model: ModelSource, opts: { engine?: string; bat
       return modelIdOf(model);
     },
     layout: (req, h, w) => unetLayout(config, req, h, w),
+    rowsPerCall: batchOf,
+    async prepare(req) {
+      await engineFor(blocksOf(req));
+    },
     async extract(images, ids, req) {
-      const blocks = [...new Set(req.blocks.map((b) => parseBlock(config, b).name))];
-      const engine = await engineFor(blocks);
+      const engine = await engineFor(blocksOf(req));
+      const batchSize = batchOf(req);
       const [n, h, w, c] = images.shape;
       const per = h * w * c;
       const parts: FeatureBatch[] = [];
