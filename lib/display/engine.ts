@@ -1,6 +1,6 @@
 /**
  * One line saying which engine computes the U-Net features (ONNX Runtime, or tfjs and its backend) and
- * why: the choice lib/experiments/probe-grid.ts makes (lib/model/engines/engine.ts chooseEngine), printed
+ * why: the choice lib/features/store/extractor.ts createExtractor makes (lib/model/engines/engine.ts chooseEngine), printed
  * at the top of a notebook that extracts.
  */
 import * as tf from "@tensorflow/tfjs";
@@ -10,7 +10,7 @@ import { loadOrt, sessionOptions } from "../model/engines/ort-runtime";
 export interface FeatureEngineOptions {
   /** The engine asked for, as ProbeGridSpec.engine ("auto" or absent: $DIFFPROBE_ENGINE, else automatic). */
   engine?: string;
-  /** The tfjs backend of the feature workers when tfjs extracts (probe-grid's workers use "wasm"). */
+  /** The tfjs backend of the feature workers when tfjs extracts (createExtractor's workers use "wasm"). */
   workerBackend?: string;
   /** showFeatureEngine only: the notebook's own tfjs backend (selectBackend's name), printed on a second line. */
   backend?: string;
