@@ -13,22 +13,13 @@ import { selectBackend } from "../lib/model/backend";
 import { saveSafetensors } from "../lib/model/checkpoint/index";
 import { relError } from "../lib/model/unet/reference";
 import { createUNetConfig } from "../lib/model/unet/index";
-import { Rng } from "../lib/rng";
 import { Dcgan, GAN_WEIGHTS } from "../lib/train/baselines/gan-trainer";
 import { encoderClassifierSpecs } from "../lib/train/baselines/encoder-classifier";
 import { EncoderClassifier, SUPERVISED_WEIGHTS } from "../lib/train/baselines/supervised-trainer";
 import { ganExtractor, loadDiscriminatorModel, loadEncoderModel, supervisedExtractor } from "../lib/train/baselines/extractor";
 import { tempDir } from "./helpers/tmp";
+import { randomArray, TINY_GAN, TINY_UNET } from "./helpers/baselines";
 
-const TINY_UNET = {
-  image_size: 8, in_channels: 1, num_channels: 32, num_res_blocks: 1, channel_mult: "1,2", attention_resolutions: "4",
-  num_head_channels: 32, resblock_updown: true, use_scale_shift_norm: true, learn_sigma: false,
-};
-const TINY_GAN = { zDim: 8, width: 4, imageSize: 32 as const, channels: 1 as const };
-
-function randomArray(n: number, seed: number, scale = 0.2): Float32Array {
-  return new Rng(seed, 7).fillNormal(new Float32Array(n)).map((v) => v * scale);
-}
 
 async function outputs(m: { run(x: tf.Tensor4D, c: string[]): unknown }, x: Float32Array, shape: number[], capture: string[]): Promise<Map<string, { data: Float32Array; shape: number[] }>> {
   const xt = tf.tensor4d(x, shape as [number, number, number, number]);

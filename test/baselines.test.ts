@@ -4,7 +4,6 @@ import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { selectBackend } from "../lib/model/backend";
 import { readSafetensors, saveSafetensors } from "../lib/model/checkpoint/index";
-import { Rng } from "../lib/rng";
 import { createUNetConfig, UNet } from "../lib/model/unet/index";
 import { parameterSpecs } from "../lib/model/unet/parameters";
 import { syntheticBlobs } from "../lib/train/synthetic-data";
@@ -21,16 +20,8 @@ import { memorySource as memoryImages } from "../lib/features/store/images";
 import { validationSplit } from "../lib/experiments/protocol/split";
 import { probeTraining } from "../lib/experiments/protocol/select";
 import { tempDir, removeTempDir } from "./helpers/tmp";
+import { randomArray, TINY_GAN, TINY_UNET } from "./helpers/baselines";
 
-const TINY_UNET = {
-  image_size: 8, in_channels: 1, num_channels: 32, num_res_blocks: 1, channel_mult: "1,2", attention_resolutions: "4",
-  num_head_channels: 32, resblock_updown: true, use_scale_shift_norm: true, learn_sigma: false,
-};
-const TINY_GAN = { zDim: 8, width: 4, imageSize: 32 as const, channels: 1 as const };
-
-function randomArray(n: number, seed: number, scale = 0.2): Float32Array {
-  return new Rng(seed, 7).fillNormal(new Float32Array(n)).map((v) => v * scale);
-}
 
 /** Synthetic labelled 8x8 data: blobs, label = blob index mod 2 (learnable). */
 function tinyLabelled(n = 24, size = 8): LabelledData {
