@@ -6,6 +6,8 @@ On a failing cell: write the partially executed notebook, print the cell and eve
 
 usage: execute_notebook.py NOTEBOOK OUT_DIR KERNEL_NAME TIMEOUT_S
 """
+import datetime
+import json
 import os
 import sys
 
@@ -26,6 +28,33 @@ def output_text(output):
     return data.get("text/plain", "")
 
 
+def cell_seconds(cell):
+    """Seconds a cell ran (nbclient's execution timestamps), or None."""
+    ex = cell.get("metadata", {}).get("execution", {})
+    a, b = ex.get("iopub.execute_input"), ex.get("shell.execute_reply")
+    if not (a and b):
+        return None
+    parse = lambda s: datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
+    return (parse(b) - parse(a)).total_seconds()
+
+
+def write_timing(nb, out_dir, stem):
+    """OUT_DIR/<stem>.timing.json: seconds per code cell (index, id, first line), slowest first on stdout."""
+    rows = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        s = cell_seconds(cell)
+        if s is not None:
+            first = next((l for l in cell.source.splitlines() if l.strip() and not l.startswith("import")), "")
+            rows.append({"cell": i, "id": cell.get("id"), "seconds": round(s, 2), "first_line": first[:80]})
+    with open(os.path.join(out_dir, stem + ".timing.json"), "w", encoding="utf-8") as f:
+        json.dump({"notebook": stem, "seconds": round(sum(r["seconds"] for r in rows), 1), "cells": rows}, f, indent=1)
+    slow = sorted(rows, key=lambda r: -r["seconds"])[:3]
+    if slow:
+        print(f"{stem}: slowest cells " + ", ".join(f"{r['cell']} ({r['seconds']:.0f} s)" for r in slow))
+
+
 def main():
     path, out_dir, kernel, timeout = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     nb = nbformat.read(path, as_version=4)
@@ -34,6 +63,7 @@ def main():
     failed_cells = []
     client = NotebookClient(nb, timeout=timeout, kernel_name=kernel,
                             resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}},
+                            record_timing=True,
                             on_cell_error=lambda cell, cell_index, execute_reply: failed_cells.append(cell_index))
     failed = None
     try:
@@ -41,6 +71,7 @@ def main():
     except CellExecutionError as err:
         failed = err
     nbformat.write(nb, os.path.join(out_dir, stem + ".ipynb"))
+    write_timing(nb, out_dir, stem)
     html, _ = HTMLExporter().from_notebook_node(nb)
     with open(os.path.join(out_dir, stem + ".html"), "w", encoding="utf-8") as f:
         f.write(html)

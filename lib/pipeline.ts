@@ -5,7 +5,11 @@
  *   extract    createExtractor (features/store/extractor.ts); runPlan, measureJobs, planCost, findSet
  *              (experiments/extraction-plan.ts): store jobs over an image source, resumable, with their cost
  *   select     storedCandidates, pixelCandidate (experiments/candidates.ts); validationSplit (protocol/split.ts);
- *              selectAndTest, gridOnTest, pairedOnTest, repeatSeeds, fitHead, probeTraining (protocol/select.ts)
+ *              selectAndTest, gridOnTest, pairedOnTest, repeatSeeds, testFixed, fitHead, probeTraining
+ *              (protocol/select.ts)
+ *   views      viewCandidate, viewFeatures, noisedImageSource (experiments/views.ts): a head trained on the
+ *              cached centre image, on K augmented/noised views cycled over epochs, or online (a new view
+ *              every epoch, the official loop); the diffssl recipes (experiments/diffssl-recipe.ts)
  *   evaluate   Evaluation (heads/evaluate.ts: top-1/top-5 with intervals), mcnemarExact, wilsonInterval
  *   record     provenance (provenance.ts), writeResults (results.ts)
  *
@@ -22,13 +26,18 @@ export type { ImageSource } from "./features/store/images";
 export { defaultStoreRoot } from "./features/store/store";
 export { findSet, measureJobs, planCost, PLAN_NOISE, runPlan } from "./experiments/extraction-plan";
 export type { CostLine, PlanJob, StoredSet } from "./experiments/extraction-plan";
-export { extractedCandidate, linearHead, pixelCandidate, storedCandidates } from "./experiments/candidates";
+export { extractedCandidate, fusedCandidate, linearHead, pixelCandidate, storedCandidates } from "./experiments/candidates";
 export { validationSplit } from "./experiments/protocol/split";
 export type { ValidationSplit, ValidationSplitRecord } from "./experiments/protocol/split";
 export {
-  chooseOnValidation, describe, disposeGrid, fitHead, gridOnTest, pairedOnTest, probeTraining, repeatSeeds, selectAndTest, TEST_SHOWN_LABEL,
+  chooseOnValidation, describe, disposeGrid, fitHead, gridOnTest, pairedOnTest, probeTraining, repeatSeeds, selectAndTest, testFixed,
+  TEST_SHOWN_LABEL,
 } from "./experiments/protocol/select";
 export type { Candidate, ChosenRow, SeedSummary, Selection, Setting, ValidationRow } from "./experiments/protocol/select";
+export { checkViews, noisedImageSource, OFFICIAL_VIEWS, viewCandidate, viewFeatures, viewsLabel } from "./experiments/views";
+export type { TrainingViews } from "./experiments/views";
+export { diffsslRecipe, diffsslRecord } from "./experiments/diffssl-recipe";
+export type { DiffsslScript } from "./experiments/diffssl-recipe";
 export { headPool } from "./heads/create";
 export type { HeadSpec } from "./heads/create";
 export type { Evaluation } from "./heads/evaluate";

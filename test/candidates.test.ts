@@ -12,8 +12,8 @@ import { createExtractor } from "../lib/features/store/extractor";
 import { memorySource as memoryImages, ImageSource } from "../lib/features/store/images";
 import { FeatureSet } from "../lib/features/store/store";
 import { runPlan } from "../lib/experiments/extraction-plan";
-import { pixelCandidate, storedCandidates } from "../lib/experiments/candidates";
-import { probeTraining, selectAndTest } from "../lib/experiments/protocol/select";
+import { fusedCandidate, pixelCandidate, storedCandidates } from "../lib/experiments/candidates";
+import { fitHead, probeTraining, selectAndTest } from "../lib/experiments/protocol/select";
 import { validationSplit } from "../lib/experiments/protocol/split";
 import { Rng } from "../lib/rng";
 import { loadModel } from "../lib/model/load-model";
@@ -153,6 +153,44 @@ describe("pipeline: stored sets as candidates", function () {
       // other labels, other features: the labels reached the model
       const other = relabelled[0].set.matrix();
       assert.ok(other.some((v, i) => Math.abs(v - got[i]) > 1e-3), "relabelled images gave the same features");
+    } finally {
+      removeTempDir(root);
+    }
+  });
+
+  it("fusedCandidate: DifFormer rows are the stored maps of every block at every t side by side (t-major), fit by the difformer head", async function () {
+    this.timeout(60000);
+    const root = tempDir("candidates-fused");
+    try {
+      const train = stripes(24, 1, "train"), test = stripes(12, 2, "test");
+      const extractor = createExtractor({ config: TINY, seed: 3 }, { engine: "tfjs", workers: 1, batchSize: 12 });
+      const jobs = [{ blocks: [2, 5], timesteps: [0, 200], pool: 2 as const }];
+      let trainSets, testSets;
+      try {
+        trainSets = await runPlan({ root, extractor, images: train, jobs });
+        testSets = await runPlan({ root, extractor, images: test, jobs });
+      } finally {
+        await extractor.close();
+      }
+      const blocks = [5, 2].map((n) => trainSets.find((s) => s.block.number === n)!.block);
+      const c = fusedCandidate(trainSets, testSets, { blocks, timesteps: [200, 0], side: 2, numClasses: 2, transformer: { dim: 16, heads: 2, mlpRatio: 2, blocks: 1, prePool: 2 } });
+      assert.equal(c.head.kind, "difformer");
+      const head = c.head as Extract<typeof c.head, { kind: "difformer" }>;
+      assert.deepEqual(head.maps, [[64, 2, 2], [32, 2, 2]]);
+      assert.equal(head.timesteps, 2);
+      const src = c.train();
+      assert.deepEqual(src.shape, [2 * (256 + 128)]);
+      const row = await src.readRows([3]);
+      const part = (b: number, t: number) => trainSets.find((s) => s.block.number === b && s.t === t)!.set.readRows([3]);
+      const want = [...part(5, 200), ...part(2, 200), ...part(5, 0), ...part(2, 0)];
+      assert.deepEqual(Array.from(row), want);
+      const fitted = await fitHead(c.head, src, null, probeTraining(0, { epochs: 30, batchSize: 8, optimizer: { kind: "sgd", lr: 0.05, momentum: 0.9, weightDecay: 0 } }));
+      try {
+        assert.ok((await fitted.evaluate(await c.test())).top1 > 0.7);
+      } finally {
+        fitted.dispose();
+      }
+      assert.throws(() => fusedCandidate(trainSets, testSets, { blocks, timesteps: [100], side: 2, numClasses: 2, transformer: { dim: 16, heads: 2, mlpRatio: 2, blocks: 1, prePool: 2 } }), /no stored training features for block 5, t 100/);
     } finally {
       removeTempDir(root);
     }

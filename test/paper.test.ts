@@ -1,3 +1,4 @@
+import { laterPaperFile } from "../lib/experiments/diffssl-recipe";
 import { strict as assert } from "assert";
 import * as fs from "fs";
 import { paperResults, paperResultsFile, paperSection, sourceText } from "../lib/paper";
@@ -11,6 +12,10 @@ describe("the paper's numbers", () => {
       this.skip();
     }
     assert.deepEqual(JSON.parse(fs.readFileSync(paperResultsFile(), "utf8")), JSON.parse(fs.readFileSync(shared!, "utf8")));
+    // and the extended paper's record (arXiv 2311.17921), whose recipes diffsslRecipe reads
+    const later = sharedPath("paper", "later-paper.json");
+    assert.ok(later, "../shared/paper/later-paper.json is absent while results.json is present");
+    assert.deepEqual(JSON.parse(fs.readFileSync(laterPaperFile(), "utf8")), JSON.parse(fs.readFileSync(later!, "utf8")));
   });
 
   it("reads sections with their provenance, and names the sections when one is missing", () => {

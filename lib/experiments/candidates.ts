@@ -6,7 +6,8 @@
  */
 import type { ImageSource } from "../features/store/images";
 import type { HeadSpec } from "../heads/create";
-import { memorySource } from "../heads/source";
+import { concatSource, memorySource } from "../heads/source";
+import type { DifFormerConfig } from "../heads/params";
 import { storeSource } from "../heads/store-source";
 import type { TrainHeadOptions } from "../heads/train-head";
 import type { NoisePolicy } from "../features/extract";
@@ -105,4 +106,33 @@ export async function extractedCandidate(ctx: ExtractionContext, s: { block: Blo
   const train = await runPlan({ root: ctx.root, extractor: ctx.extractor, images: ctx.train, jobs, noise, label: `${ctx.train.dataset}: train` });
   const test = await runPlan({ root: ctx.root, extractor: ctx.extractor, images: ctx.test, jobs, noise, label: `${ctx.test.dataset}: test` });
   return storedCandidates(train, test, { numClasses: ctx.numClasses, pool: s.pool })[0];
+}
+
+/**
+ * DifFormer over stored sets (lib/heads/difformer.ts): the maps of `blocks` at `timesteps`, each at side
+ * `side`, as one row per image (timestep-major, then block order, as difformerRowLayout reads it).
+ * `transformer` is the head without its maps: dim, heads, mlpRatio, blocks (transformer depth), prePool.
+ */
+export function fusedCandidate(
+  train: readonly StoredSet[],
+  test: readonly StoredSet[],
+  opts: { blocks: readonly Block[]; timesteps: readonly number[]; side: number; numClasses: number; transformer: Omit<DifFormerConfig, "maps" | "timesteps">; training?: Partial<TrainHeadOptions>; tags?: Record<string, string | number | null> },
+): Candidate {
+  const pick = (sets: readonly StoredSet[], what: string) =>
+    opts.timesteps.flatMap((t) => opts.blocks.map((b) => {
+      const s = sets.find((x) => x.block.number === b.number && x.t === t && x.side === opts.side);
+      if (!s) throw new Error(`fusedCandidate: no stored ${what} features for block ${b.number}, t ${t} at side ${opts.side}: add them to the plan`);
+      return s;
+    }));
+  const tr = pick(train, "training");
+  const maps = opts.blocks.map((_, k) => tr[k].set.manifest.rowShape!);
+  const source = (sets: StoredSet[]) => concatSource(sets.map((s) => storeSource(s.set, { numClasses: opts.numClasses })));
+  const label = `${opts.blocks.map((b) => b.number).join("+")} x t ${opts.timesteps.join("+")}`;
+  return {
+    setting: { block: null, t: null, pool: `${opts.side}x${opts.side} maps`, tags: { fused: label, ...(opts.tags ?? {}) } },
+    head: { kind: "difformer", ...opts.transformer, maps, timesteps: opts.timesteps.length },
+    ...(opts.training ? { training: opts.training } : {}),
+    train: () => source(tr),
+    test: () => source(pick(test, "test")),
+  };
 }

@@ -11,6 +11,11 @@
  *   readRows(indices) -> Promise<Float32Array>
  *               the rows at `indices` (any order, repeats allowed), concatenated row-major in the order
  *               asked: indices.length * rowSize(shape) float32 values. Must not keep or mutate `indices`.
+ *   forEpoch(e) -> Promise<FeatureSource>   (optional)
+ *               the rows a trainer reads in (0-based) epoch e, for sources whose rows change between epochs
+ *               (augmented and re-noised views: lib/experiments/views.ts): same rows, labels, shape and order
+ *               of examples, other values. The source's own readRows are epoch 0's. The views of this file
+ *               (subset, pooling) pass it on; a trainer calls it once per epoch (trainHead).
  *
  * Helpers here: an in-memory source (tests, small runs), a subset view (train/test splits), a pooling
  * view (adaptive average pooling of [C, H, W] rows to [C * p * p], PyTorch-exact bins, channel-major),
@@ -24,6 +29,29 @@ export interface FeatureSource {
   readonly labels: ArrayLike<number>;
   readonly numClasses: number;
   readRows(indices: ArrayLike<number>): Promise<Float32Array>;
+  forEpoch?(epoch: number): Promise<FeatureSource>;
+}
+
+/**
+ * The rows of `source` for epoch `epoch` (the source itself when its rows never change), checked to be
+ * the same examples: a view that changed its row count, shape or labels is an error naming `what`.
+ */
+export async function sourceForEpoch(source: FeatureSource, epoch: number, what = "source"): Promise<FeatureSource> {
+  if (!source.forEpoch) return source;
+  const s = await source.forEpoch(epoch);
+  if (s.rows !== source.rows || rowSize(s.shape) !== rowSize(source.shape) || s.shape.length !== source.shape.length) {
+    throw new Error(`${what}: epoch ${epoch}'s rows are ${s.rows} x ${JSON.stringify(s.shape)}, epoch 0's ${source.rows} x ${JSON.stringify(source.shape)}`);
+  }
+  for (let i = 0; i < s.rows; i++) {
+    if (s.labels[i] !== source.labels[i]) throw new Error(`${what}: epoch ${epoch}'s label at row ${i} is ${s.labels[i]}, epoch 0's ${source.labels[i]}`);
+  }
+  return s;
+}
+
+/** `view(source)` with the source's epochs passed on: epoch e of the result is view(source.forEpoch(e)). */
+function withEpochs(source: FeatureSource, viewed: FeatureSource, view: (s: FeatureSource) => FeatureSource): FeatureSource {
+  if (!source.forEpoch) return viewed;
+  return { ...viewed, forEpoch: async (e) => view(await source.forEpoch!(e)) };
 }
 
 /** Number of float32 values in one row of this shape. */
@@ -75,7 +103,7 @@ export function subsetSource(source: FeatureSource, indices: ArrayLike<number>):
   const map = Int32Array.from(indices as ArrayLike<number>);
   for (const i of map) if (!(i >= 0 && i < source.rows)) throw new Error(`subsetSource: row ${i} is outside 0..${source.rows - 1}`);
   const labels = Int32Array.from(map, (i) => source.labels[i]);
-  return {
+  const viewed: FeatureSource = {
     rows: map.length,
     shape: source.shape,
     labels,
@@ -90,6 +118,7 @@ export function subsetSource(source: FeatureSource, indices: ArrayLike<number>):
       return source.readRows(inner);
     },
   };
+  return withEpochs(source, viewed, (s) => subsetSource(s, map));
 }
 
 /**
@@ -100,7 +129,7 @@ export function poolSource(source: FeatureSource, p: number): FeatureSource {
   if (source.shape.length !== 3) throw new Error(`poolSource: rows must be [C, H, W], got ${JSON.stringify(source.shape)}`);
   const [c, h, w] = source.shape;
   const outSize = c * p * p;
-  return {
+  const viewed: FeatureSource = {
     rows: source.rows,
     shape: [outSize],
     labels: source.labels,
@@ -109,6 +138,7 @@ export function poolSource(source: FeatureSource, p: number): FeatureSource {
       return poolChannelMajorRows(await source.readRows(indices), indices.length, [c, h, w], p);
     },
   };
+  return withEpochs(source, viewed, (s) => poolSource(s, p));
 }
 
 /** At most this many float32 values (64 MiB) are read at once by the streaming passes. */
@@ -161,4 +191,40 @@ export async function featureStats(source: FeatureSource, chunk = 1024): Promise
   const std = new Float32Array(d);
   for (let j = 0; j < d; j++) std[j] = Math.max(Math.sqrt(m2[j] / count), 1e-6);
   return { mean: Float32Array.from(mean), std };
+}
+
+/**
+ * The rows of several sources side by side (same examples, same order): row i is parts[0]'s row i, then
+ * parts[1]'s, ... flattened, shape [sum of row sizes] (DifFormer's rows: maps of several blocks and
+ * timesteps, difformer.ts difformerRowLayout). Labels must agree; epochs are passed on when every part has them.
+ */
+export function concatSource(parts: readonly FeatureSource[]): FeatureSource {
+  if (parts.length === 0) throw new Error("concatSource: no sources");
+  const [first] = parts;
+  parts.forEach((p, k) => {
+    if (p.rows !== first.rows) throw new Error(`concatSource: source ${k} has ${p.rows} rows, source 0 ${first.rows}`);
+    for (let i = 0; i < p.rows; i++) if (p.labels[i] !== first.labels[i]) throw new Error(`concatSource: source ${k}'s label at row ${i} is ${p.labels[i]}, source 0's ${first.labels[i]}`);
+  });
+  const sizes = parts.map((p) => rowSize(p.shape));
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const out: FeatureSource = {
+    rows: first.rows,
+    shape: [total],
+    labels: first.labels,
+    numClasses: first.numClasses,
+    async readRows(indices) {
+      const chunks = await Promise.all(parts.map((p) => p.readRows(indices)));
+      const data = new Float32Array(indices.length * total);
+      for (let r = 0; r < indices.length; r++) {
+        let at = r * total;
+        chunks.forEach((c, k) => {
+          data.set(c.subarray(r * sizes[k], (r + 1) * sizes[k]), at);
+          at += sizes[k];
+        });
+      }
+      return data;
+    },
+  };
+  if (!parts.every((p) => p.forEpoch)) return out;
+  return { ...out, forEpoch: async (e) => concatSource(await Promise.all(parts.map((p) => p.forEpoch!(e)))) };
 }

@@ -49,11 +49,13 @@ export function sourceBytes(source: FeatureSource): number {
 
 /**
  * The source copied into memory (read in chunks) when its rows take at most `budgetBytes`; otherwise the
- * source itself (heads then stream from it). `inMemory` says which.
+ * source itself (heads then stream from it). `inMemory` says which. A source with epochs (`forEpoch`) is
+ * never copied.
  */
 export async function withinBudget(source: FeatureSource, budgetBytes: number): Promise<{ source: FeatureSource; inMemory: boolean }> {
   if (!(budgetBytes >= 0)) throw new Error(`withinBudget: budget must be a non-negative number of bytes, got ${budgetBytes}`);
-  if (sourceBytes(source) > budgetBytes) return { source, inMemory: false };
+  // a source whose rows change between epochs (views) is read from where it is, epoch by epoch
+  if (source.forEpoch || sourceBytes(source) > budgetBytes) return { source, inMemory: false };
   const size = rowSize(source.shape);
   const data = new Float32Array(source.rows * size);
   await forEachChunk(source, 4096, (chunk, start) => {

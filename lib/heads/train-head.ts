@@ -11,6 +11,9 @@
  * same head, source shape, seed and options (otherwise: an error naming the file and the difference).
  * A run resumed after a kill ends with the same weights as an uninterrupted one.
  *
+ * Views: a source with `forEpoch` (source.ts; augmented and re-noised views, lib/experiments/views.ts)
+ * gives each epoch's rows; epoch e reads `source.forEpoch(e)`, so a resumed run reads the same views.
+ *
  * Installs lib/train/wasm-kernels.ts's training kernels (tfjs-backend-wasm has no conv2d filter
  * gradient of its own).
  */
@@ -23,7 +26,7 @@ import { installTrainingKernels } from "../train/wasm-kernels";
 import { Head } from "./head";
 import { permutation } from "../rng";
 import { createOptimizer, learningRate, LrSchedule, Optimizer, OptimizerSpec } from "./optim";
-import { checkSource, FeatureSource, rowSize } from "./source";
+import { checkSource, FeatureSource, rowSize, sourceForEpoch } from "./source";
 
 export interface TrainHeadOptions {
   epochs: number;
@@ -145,13 +148,14 @@ export async function trainHead(head: Head, source: FeatureSource, opts: TrainHe
       const lr = learningRate(opts.optimizer.lr, opts.schedule, epoch);
       const order = permutation(source.rows, new Rng(opts.seed, 0x5eed0000 + epoch));
       const batchIdx = (b: number) => order.subarray(b * opts.batchSize, Math.min(source.rows, (b + 1) * opts.batchSize));
-      let next = source.readRows(batchIdx(0));
+      const rows = await sourceForEpoch(source, epoch, "trainHead"); // this epoch's view (the source itself without views)
+      let next = rows.readRows(batchIdx(0));
       let lossSum = 0;
       for (let b = 0; b < batches; b++) {
         const idx = batchIdx(b);
         const data = await next;
         if (data.length !== idx.length * size) throw new Error(`trainHead: readRows returned ${data.length} values for ${idx.length} rows of ${size}`);
-        if (b + 1 < batches) next = source.readRows(batchIdx(b + 1)); // read ahead while this batch computes
+        if (b + 1 < batches) next = rows.readRows(batchIdx(b + 1)); // read ahead while this batch computes
         const labels = Int32Array.from(idx, (i) => source.labels[i]);
         const loss = tf.tidy(() => {
           const x = tf.tensor2d(data, [idx.length, size]);

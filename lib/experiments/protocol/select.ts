@@ -270,6 +270,34 @@ export async function selectAndTest(features: string, candidates: readonly Candi
 }
 
 /**
+ * A setting fixed before the test split was read (a recipe compared with another, on a block and t chosen
+ * on validation earlier): no choice to make, so its head is fit on all training rows and scored once on
+ * test. `split` is the validation split the setting's earlier choice was made on (paired tests compare
+ * rows of one split only); `why` says how the setting was fixed. valAcc is NaN (not scored on validation).
+ * The row enters pairedOnTest like a chosen one.
+ */
+export async function testFixed(features: string, c: Candidate, opts: { split: ValidationSplitRecord; why: string; training?: TrainHeadOptions; memoryBudgetBytes?: number }): Promise<Selection["chosen"]> {
+  const training = { ...(opts.training ?? probeTraining(0)), ...(c.training ?? {}) };
+  const train = c.train();
+  const fitted = await fitHead(c.head, train, null, training, opts.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET);
+  let test: Evaluation;
+  try {
+    test = await fitted.evaluate(await c.test());
+  } finally {
+    fitted.dispose();
+  }
+  const row: ChosenRow = {
+    features, block: c.setting.block, t: c.setting.t, pool: c.setting.pool, ...(c.setting.tags ?? {}), head: headLabel(c.head), training: trainingLabel(training),
+    params: fitted.params, dim: rowSize(train.shape), chosenBy: `${opts.why}; fit on all ${train.rows} training images; test scored once`,
+    valAcc: NaN, trainRows: train.rows, testRows: test.n, testAcc: test.top1, testLow: test.top1Interval.low, testHigh: test.top1Interval.high, testTop5: test.top5,
+    split: opts.split, seconds: fitted.seconds,
+  };
+  Object.defineProperty(row, "test", { value: test, enumerable: false });
+  chosenRows.add(row);
+  return row as Selection["chosen"];
+}
+
+/**
  * The grid's test accuracies, for display as the paper shows its grid (after the choice; never used to
  * choose): each candidate's validation-stage head scored on its test rows. Needs `keepGridHeads`.
  */
@@ -302,7 +330,7 @@ export interface PairedRow extends PairedComparison {
 /** Exact McNemar test on the test split between two settings each chosen on validation by selectAndTest. */
 export function pairedOnTest(a: Selection["chosen"], b: Selection["chosen"], testLabels: ArrayLike<number>): PairedRow {
   for (const x of [a, b]) {
-    if (!chosenRows.has(x)) throw new Error(`pairedOnTest: ${x.features} is not a setting chosen on validation by selectAndTest; paired tests compare only pre-chosen settings`);
+    if (!chosenRows.has(x)) throw new Error(`pairedOnTest: ${x.features} is not a setting chosen on validation by selectAndTest (or fixed in advance, testFixed); paired tests compare only pre-chosen settings`);
   }
   if (a.split.hash !== b.split.hash) throw new Error(`pairedOnTest: ${a.features} and ${b.features} were chosen on different validation splits (${a.split.hash} vs ${b.split.hash})`);
   if (a.test.predictions.length !== testLabels.length || b.test.predictions.length !== testLabels.length) {

@@ -9,6 +9,7 @@ import type { ImageArray } from "../extract";
 import { loadFashionMnist } from "../../data/fashion-mnist";
 import { loadMnist } from "../../data/mnist";
 import { DATASETS, datasetName, listDir, loadDataset, preprocessFile, toModelBatch, Sample } from "../../data/index";
+import { decodeRgb, RgbImage } from "../../data/image";
 
 export interface ImageSource {
   /** Dataset name in keys ("fashion-mnist", "cub", "folder:<name>"). */
@@ -22,6 +23,8 @@ export interface ImageSource {
   imageShape: [number, number, number];
   /** Images [start, end) as NHWC float32 in [-1, 1]. */
   load(start: number, end: number): Promise<ImageArray>;
+  /** Image i's decoded picture before preprocessing, where there is one (files): augmentation starts there (views.ts). */
+  original?(i: number): Promise<RgbImage>;
 }
 
 /** Images already in memory (NHWC in [-1, 1]). */
@@ -99,6 +102,13 @@ export function fileSource(dataset: string, split: string, root: string, samples
         }
       }
       return toModelBatch(imgs);
+    },
+    async original(i) {
+      try {
+        return await decodeRgb(samples[i].file);
+      } catch (err) {
+        throw new Error(`${samples[i].file}: ${(err as Error).message}`);
+      }
     },
   };
 }
