@@ -29,9 +29,10 @@ def output_text(output):
 
 
 def cell_seconds(cell):
-    """Seconds a cell ran (nbclient's execution timestamps), or None."""
+    """Seconds a cell ran (nbclient's execution timestamps: kernel busy to idle; tslab replies at once), or None."""
     ex = cell.get("metadata", {}).get("execution", {})
-    a, b = ex.get("iopub.execute_input"), ex.get("shell.execute_reply")
+    a = ex.get("iopub.status.busy") or ex.get("iopub.execute_input")
+    b = ex.get("iopub.status.idle") or ex.get("shell.execute_reply")
     if not (a and b):
         return None
     parse = lambda s: datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))

@@ -36,7 +36,7 @@ export {
 export type { Candidate, ChosenRow, SeedSummary, Selection, Setting, ValidationRow } from "./experiments/protocol/select";
 export { checkViews, noisedImageSource, OFFICIAL_VIEWS, viewCandidate, viewFeatures, viewsLabel } from "./experiments/views";
 export type { TrainingViews } from "./experiments/views";
-export { diffsslRecipe, diffsslRecord } from "./experiments/diffssl-recipe";
+export { diffsslRecipe, diffsslRecord, laterPaper } from "./experiments/diffssl-recipe";
 export type { DiffsslScript } from "./experiments/diffssl-recipe";
 export { headPool } from "./heads/create";
 export type { HeadSpec } from "./heads/create";

@@ -11,7 +11,7 @@ import { selectBackend } from "../lib/model/backend";
 import { createExtractor } from "../lib/features/store/extractor";
 import { memorySource as memoryImages, ImageSource } from "../lib/features/store/images";
 import { FeatureSet } from "../lib/features/store/store";
-import { runPlan } from "../lib/experiments/extraction-plan";
+import { runPlan, StoredSet } from "../lib/experiments/extraction-plan";
 import { fusedCandidate, pixelCandidate, storedCandidates } from "../lib/experiments/candidates";
 import { fitHead, probeTraining, selectAndTest } from "../lib/experiments/protocol/select";
 import { validationSplit } from "../lib/experiments/protocol/split";
@@ -165,7 +165,7 @@ describe("pipeline: stored sets as candidates", function () {
       const train = stripes(24, 1, "train"), test = stripes(12, 2, "test");
       const extractor = createExtractor({ config: TINY, seed: 3 }, { engine: "tfjs", workers: 1, batchSize: 12 });
       const jobs = [{ blocks: [2, 5], timesteps: [0, 200], pool: 2 as const }];
-      let trainSets, testSets;
+      let trainSets: StoredSet[], testSets: StoredSet[];
       try {
         trainSets = await runPlan({ root, extractor, images: train, jobs });
         testSets = await runPlan({ root, extractor, images: test, jobs });

@@ -240,6 +240,29 @@ describe("selection protocol", function () {
       assert.throws(() => pairedOnTest(a.chosen, other.chosen, testLabels), /different validation splits/);
     });
 
+    it("an epoch grid is fit once to its largest count and scored at each count, value for value as separate fits", async () => {
+      const training = probeTraining(0, { epochs: 4, batchSize: 16 });
+      const base = candidates(testLabels, [0, 0, 0], [0, 0, 0])[1];
+      const grid = [6, 2, 4].map((epochs): Candidate => ({ ...base, setting: { ...base.setting, tags: { epochs } }, training: { epochs } }));
+      let fits = 0;
+      const counted = grid.map((c) => ({ ...c, train: () => (fits++, c.train()) }));
+      const sel = await selectAndTest("epochs", counted, { split, training, showProgress: false, keepGridHeads: true });
+      assert.equal(fits, 2, "one fit for the grid, one refit of the winner");
+      assert.deepEqual(sel.grid.map((r) => r.epochs), [6, 2, 4]);
+      const shown = await gridOnTest(sel, grid);
+      for (const [i, c] of grid.entries()) {
+        const h = await fitHead(c.head, c.train(), split.fit, { ...training, epochs: c.training!.epochs! });
+        const val = await h.evaluate(subsetSource(c.train(), split.val));
+        const te = await h.evaluate(await c.test());
+        h.dispose();
+        assert.equal(sel.grid[i].valAcc, val.top1, `${c.training!.epochs} epochs: validation`);
+        assert.deepEqual(Array.from(sel.valPredictions[i]), Array.from(val.predictions));
+        assert.equal(shown[i][TEST_SHOWN_LABEL], te.top1, `${c.training!.epochs} epochs: the kept head on test`);
+        assert.ok(sel.grid[i].training.includes(`${c.training!.epochs} epochs`));
+      }
+      disposeGrid(sel);
+    });
+
     it("the setting chosen on validation is the one scored on test, refit on every training row", async () => {
       const training = probeTraining(0, { epochs: 15, batchSize: 16 });
       const cands = candidates(testLabels, [0, 0, 0], [0, 0, 0]);

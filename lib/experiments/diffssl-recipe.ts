@@ -34,10 +34,17 @@ export function laterPaperFile(): string {
   return path.join(projectRoot(), "assets", "paper", "later-paper.json");
 }
 
+/** The extended paper's record (tables and recipes), read once. */
+let later: Record<string, unknown> | null = null;
+export function laterPaper(): Record<string, unknown> & { imagenet_table1: { source: string; rows: { method: string; acc: number; code?: string }[] }; fine_grained: { source: string; columns: string[]; rows: Record<string, number[]> } } {
+  later ??= JSON.parse(fs.readFileSync(laterPaperFile(), "utf8")) as Record<string, unknown>;
+  return later as ReturnType<typeof laterPaper>;
+}
+
 /** A script's record: lr, per-GPU batch, t, blocks (as the file has it). */
 export function diffsslRecord(script: DiffsslScript): RecipeRecord & { source: string } {
   const file = laterPaperFile();
-  const all = JSON.parse(fs.readFileSync(file, "utf8")).recipes_from_code as Record<string, unknown> & { source: string };
+  const all = laterPaper().recipes_from_code as Record<string, unknown> & { source: string };
   const r = all?.[script] as RecipeRecord | undefined;
   if (!r || typeof r.lr !== "number" || typeof r.batch_per_gpu !== "number") throw new Error(`${file}: recipes_from_code.${script} lacks lr or batch_per_gpu`);
   return { ...r, source: all.source };

@@ -93,23 +93,78 @@ export interface FittedHead {
   dispose(): void;
 }
 
-/** Fit `spec` on the rows `rows` of `source` (all rows when null): the one way every notebook fits a head. */
-export async function fitHead(spec: HeadSpec, source: FeatureSource, rows: ArrayLike<number> | null, training: TrainHeadOptions, memoryBudgetBytes = DEFAULT_MEMORY_BUDGET): Promise<FittedHead> {
+/**
+ * What a fit can do at the end of an epoch listed in `at`: score the head as it is then, and keep a copy of
+ * it (a FittedHead of its own) — so that one run of E epochs serves every epoch count <= E of a grid.
+ */
+export interface EpochStop {
+  epochs: number;
+  seconds: number;
+  params: number;
+  inMemory: boolean;
+  evaluate(source: FeatureSource): Promise<Evaluation>;
+  keep(): Promise<FittedHead>;
+}
+
+/**
+ * Fit `spec` on the rows `rows` of `source` (all rows when null): the one way every notebook fits a head.
+ * `stops`: at the end of each of these epoch counts (1-based, <= training.epochs), `onStop` is called with
+ * the head as it is then. The trainer's batch order and rate depend only on (seed, epoch), so the head after
+ * epoch e of a longer run is the head an e-epoch run ends with, value for value.
+ */
+export async function fitHead(spec: HeadSpec, source: FeatureSource, rows: ArrayLike<number> | null, training: TrainHeadOptions, memoryBudgetBytes = DEFAULT_MEMORY_BUDGET, stops?: { epochs: readonly number[]; onStop: (stop: EpochStop) => Promise<void> }): Promise<FittedHead> {
   const t0 = Date.now();
   const held = await withinBudget(rows ? subsetSource(source, rows) : source, memoryBudgetBytes);
   const built = await buildHead(spec, held.source, training.seed);
   const head: Head = built.head;
+  const fitted = (h: Head, seconds: number, dispose: () => void): FittedHead => ({
+    spec, params: countParams(h), seconds, inMemory: held.inMemory,
+    evaluate: (s) => evaluateHead(h, built.input(s)),
+    dispose,
+  });
+  const userOnEpoch = training.onEpoch;
+  const onEpoch = stops
+    ? async (epoch: number, loss: number) => {
+        if (userOnEpoch) await userOnEpoch(epoch, loss);
+        if (!stops.epochs.includes(epoch + 1)) return;
+        const seconds = (Date.now() - t0) / 1000;
+        await stops.onStop({
+          epochs: epoch + 1, seconds, params: countParams(head), inMemory: held.inMemory,
+          evaluate: (s) => evaluateHead(head, built.input(s)),
+          keep: async () => {
+            const copy = (await buildHead(spec, held.source, training.seed)).head;
+            copy.params.forEach((p, i) => p.variable.assign(head.params[i].variable));
+            return fitted(copy, seconds, () => copy.dispose());
+          },
+        });
+      }
+    : userOnEpoch;
   try {
-    await trainHead(head, built.input(held.source), { showProgress: false, ...training });
+    await trainHead(head, built.input(held.source), { showProgress: false, ...training, ...(onEpoch ? { onEpoch } : {}) });
   } catch (e) {
     head.dispose();
     throw e;
   }
-  return {
-    spec, params: countParams(head), seconds: (Date.now() - t0) / 1000, inMemory: held.inMemory,
-    evaluate: (s) => evaluateHead(head, built.input(s)),
-    dispose: () => head.dispose(),
+  return fitted(head, (Date.now() - t0) / 1000, () => head.dispose());
+}
+
+/**
+ * Candidates that differ only in their epoch count: equal setting (tags other than `epochs`), head and
+ * training options other than `epochs` (storedCandidates then reads the same rows for them). Each group is
+ * fit once, to its largest count, and scored at every count of the group (fitHead's stops).
+ */
+export function epochGroups(candidates: readonly Candidate[], base: TrainHeadOptions): number[][] {
+  const key = (c: Candidate) => {
+    const { epochs: _e, ...tags } = (c.setting.tags ?? {}) as Record<string, unknown>;
+    const { epochs: _t, onEpoch: _o, ...training } = { ...base, ...(c.training ?? {}) };
+    return JSON.stringify({ setting: { ...c.setting, tags }, head: c.head, training });
   };
+  const groups = new Map<string, number[]>();
+  candidates.forEach((c, i) => {
+    const k = key(c);
+    groups.set(k, [...(groups.get(k) ?? []), i]);
+  });
+  return [...groups.values()];
 }
 
 /** One candidate scored on validation (plain data). */
@@ -217,29 +272,52 @@ export async function selectAndTest(features: string, candidates: readonly Candi
   const valPredictions: Int32Array[] = [];
   const bar = opts.showProgress === false ? null : progress({ total: candidates.length + 1, label: `${features}: heads on validation`, unit: "head" });
   try {
-    for (const c of candidates) {
+    const rows: ValidationRow[] = new Array(candidates.length);
+    const preds: Int32Array[] = new Array(candidates.length);
+    const score = async (i: number, at: { seconds: number; evaluate(s: FeatureSource): Promise<Evaluation> }, params: number, inMemory: boolean, train: FeatureSource, training: TrainHeadOptions) => {
+      const c = candidates[i];
+      const val = await at.evaluate(subsetSource(train, split.val));
+      const fitAcc = (await at.evaluate(subsetSource(train, split.fit))).top1;
+      const row: ValidationRow = {
+        features, block: c.setting.block, t: c.setting.t, pool: c.setting.pool, ...(c.setting.tags ?? {}),
+        head: headLabel(c.head), training: trainingLabel(training), params, dim: rowSize(train.shape),
+        fitRows: split.fit.length, valRows: split.val.length, fitAcc, valAcc: val.top1, valLow: val.top1Interval.low, valHigh: val.top1Interval.high,
+        chosen: false, inMemory, seconds: at.seconds,
+      };
+      rows[i] = row;
+      preds[i] = val.predictions;
+      opts.onRow?.(row);
+      bar?.tick(1, { bestVal: Math.max(...rows.filter(Boolean).map((x) => x.valAcc)).toFixed(3) });
+      return row;
+    };
+    for (const group of epochGroups(candidates, opts.training ?? probeTraining(0))) {
+      const last = group.reduce((a, b) => (trainingOf(opts, candidates[b]).epochs > trainingOf(opts, candidates[a]).epochs ? b : a), group[0]);
+      const c = candidates[last];
       const train = c.train();
       checkTrain(features, c, train, split);
       const training = trainingOf(opts, c);
-      const fitted = await fitHead(c.head, train, split.fit, training, budget);
+      const others = group.filter((i) => i !== last);
+      const stops = others.length
+        ? {
+            epochs: others.map((i) => trainingOf(opts, candidates[i]).epochs),
+            onStop: async (stop: EpochStop) => {
+              for (const i of others.filter((k) => trainingOf(opts, candidates[k]).epochs === stop.epochs)) {
+                const row = await score(i, stop, stop.params, stop.inMemory, train, trainingOf(opts, candidates[i]));
+                if (opts.keepGridHeads) gridHeads.set(row, await stop.keep());
+              }
+            },
+          }
+        : undefined;
+      const fitted = await fitHead(c.head, train, split.fit, training, budget, stops);
       try {
-        const val = await fitted.evaluate(subsetSource(train, split.val));
-        const fitAcc = (await fitted.evaluate(subsetSource(train, split.fit))).top1;
-        const row: ValidationRow = {
-          features, block: c.setting.block, t: c.setting.t, pool: c.setting.pool, ...(c.setting.tags ?? {}),
-          head: headLabel(c.head), training: trainingLabel(training), params: fitted.params, dim: rowSize(train.shape),
-          fitRows: split.fit.length, valRows: split.val.length, fitAcc, valAcc: val.top1, valLow: val.top1Interval.low, valHigh: val.top1Interval.high,
-          chosen: false, inMemory: fitted.inMemory, seconds: fitted.seconds,
-        };
-        grid.push(row);
-        valPredictions.push(val.predictions);
+        const row = await score(last, fitted, fitted.params, fitted.inMemory, train, training);
         if (opts.keepGridHeads) gridHeads.set(row, fitted);
-        opts.onRow?.(row);
       } finally {
         if (!opts.keepGridHeads) fitted.dispose();
       }
-      bar?.tick(1, { bestVal: Math.max(...grid.map((x) => x.valAcc)).toFixed(3) });
     }
+    grid.push(...rows);
+    valPredictions.push(...preds);
     // The choice: validation accuracies only. The test split has not been read.
     const index = chooseOnValidation(grid);
     grid[index].chosen = true;
