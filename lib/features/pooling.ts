@@ -178,6 +178,7 @@ export function poolChannelMajorRows(data: Float32Array, n: number, mapShape: re
   const per = c * h * w;
   if (!(Number.isInteger(n) && n >= 0) || data.length !== n * per) throw new Error(`poolChannelMajorRows: ${data.length} values are not ${n} rows of [${c}, ${h}, ${w}]`);
   const [rows, cols] = typeof size === "number" ? [size, size] : size;
+  if (rows === h && cols === w) return data.slice(); // each bin is one value: the rows as they are
   const rb = adaptiveBins(h, rows);
   const cb = adaptiveBins(w, cols);
   const dim = c * rows * cols;

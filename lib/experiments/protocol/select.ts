@@ -114,9 +114,11 @@ export interface EpochStop {
  */
 export async function fitHead(spec: HeadSpec, source: FeatureSource, rows: ArrayLike<number> | null, training: TrainHeadOptions, memoryBudgetBytes = DEFAULT_MEMORY_BUDGET, stops?: { epochs: readonly number[]; onStop: (stop: EpochStop) => Promise<void> }): Promise<FittedHead> {
   const t0 = Date.now();
-  const held = await withinBudget(rows ? subsetSource(source, rows) : source, memoryBudgetBytes);
-  const built = await buildHead(spec, held.source, training.seed);
+  const fitRows = rows ? subsetSource(source, rows) : source;
+  const built = await buildHead(spec, fitRows, training.seed);
   const head: Head = built.head;
+  // the rows the head reads (pooled for linear and MLP heads), copied into memory once when they fit
+  const held = await withinBudget(built.input(fitRows), memoryBudgetBytes);
   const fitted = (h: Head, seconds: number, dispose: () => void): FittedHead => ({
     spec, params: countParams(h), seconds, inMemory: held.inMemory,
     evaluate: (s) => evaluateHead(h, built.input(s)),
@@ -132,7 +134,7 @@ export async function fitHead(spec: HeadSpec, source: FeatureSource, rows: Array
           epochs: epoch + 1, seconds, params: countParams(head), inMemory: held.inMemory,
           evaluate: (s) => evaluateHead(head, built.input(s)),
           keep: async () => {
-            const copy = (await buildHead(spec, held.source, training.seed)).head;
+            const copy = (await buildHead(spec, fitRows, training.seed)).head;
             copy.params.forEach((p, i) => p.variable.assign(head.params[i].variable));
             return fitted(copy, seconds, () => copy.dispose());
           },
@@ -140,7 +142,7 @@ export async function fitHead(spec: HeadSpec, source: FeatureSource, rows: Array
       }
     : userOnEpoch;
   try {
-    await trainHead(head, built.input(held.source), { showProgress: false, ...training, ...(onEpoch ? { onEpoch } : {}) });
+    await trainHead(head, held.source, { showProgress: false, ...training, ...(onEpoch ? { onEpoch } : {}) });
   } catch (e) {
     head.dispose();
     throw e;
