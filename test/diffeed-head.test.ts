@@ -29,6 +29,7 @@ import { evaluateHead, headScores } from "../lib/heads/evaluate";
 import { countParams } from "../lib/heads/head";
 import { memorySource, FeatureSource } from "../lib/heads/source";
 import { trainHead, TrainHeadOptions } from "../lib/heads/train-head";
+import { fitHead, headLabel } from "../lib/experiments/protocol/select";
 import { Rng } from "../lib/rng";
 import { sharedOrSkip } from "./helpers/shared";
 import { TINY_FLAGS } from "./helpers/models";
@@ -173,6 +174,19 @@ describe("DifFeed head: official logits, training, resume, parameter counts", fu
       }
       // ADM-256 to decoder block 36: a couple of images per call, not evaluateHead's 256.
       assert.ok(difFeedEvalBatch(createUNetConfig(getPreset("adm-256-uncond").flags), [21, 24, 27, 30, 33, 36, 24], [3, 256, 256]) <= 4);
+    });
+
+    it("fitHead (the selection code) fits and scores it from its spec; the spec's label and JSON name the U-Net by id", async () => {
+      const fitted = await fitHead(spec(), data, Array.from({ length: 16 }, (_, i) => i), { ...opts, epochs: 1 });
+      try {
+        assert.equal(fitted.params, specParams(spec(), [1, 32, 32], 4));
+        const ev = await fitted.evaluate(data);
+        assert.equal(ev.n, N);
+      } finally {
+        fitted.dispose();
+      }
+      assert.match(headLabel(spec()), /^diffeed \(unet ckpt:[0-9a-f]{24}, t 100, feedback 8x9x11, block 10, dim 32, /);
+      assert.equal(JSON.parse(JSON.stringify(spec())).unet, frozen.id);
     });
 
     it("a run killed after its first epoch and resumed ends with the same parameters and running statistics", async () => {
