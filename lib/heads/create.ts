@@ -8,6 +8,9 @@
  *   { kind: "attention", dim: 1024, heads: 8, mlpRatio: 4, blocks: 1, pool: 2, project: false }
  *   { kind: "difformer", dim: 1024, heads: 8, mlpRatio: 4, blocks: 2, prePool: 16, maps: [[C, H, W], ...], timesteps: 3 }
  *                                                        several blocks x timesteps per row (difformer.ts)
+ *   { kind: "diffeed", unet: frozenUNet(unet, id), t: 100, feedback: [8, 9, 11], block: 10, dim: 64, heads: 4,
+ *     mlpRatio: 4, blocks: 2, pool: 1, project: true }      rows are x_t [C, H, W]; feedback layers + the
+ *                                                        attention head on the second pass (diffeed.ts)
  *
  * buildHead computes what the head needs from the training source (streamed standardisation statistics
  * for linear/MLP) and returns it with `input`, the view of any source (train or test) the head reads.
@@ -17,6 +20,7 @@ import { createMlpHead } from "./mlp";
 import { createCnnHead } from "./cnn";
 import { createAttentionHead } from "./attention";
 import { createDifFormerHead, difformerRowLayout } from "./difformer";
+import { createDifFeedHead, DifFeedConfig, difFeedParams } from "./diffeed";
 import { attentionParams, AttentionHeadConfig, cnnParams, CnnHeadConfig, DifFormerConfig, difformerParams, mlpParams } from "./params";
 import { featureStats, FeatureSource, poolSource } from "./source";
 
@@ -25,7 +29,8 @@ export type HeadSpec =
   | { kind: "mlp"; pool: number; hidden: number[]; standardise?: boolean }
   | ({ kind: "cnn" } & CnnHeadConfig)
   | ({ kind: "attention" } & AttentionHeadConfig)
-  | ({ kind: "difformer" } & DifFormerConfig);
+  | ({ kind: "difformer" } & DifFormerConfig)
+  | ({ kind: "diffeed" } & DifFeedConfig);
 
 export interface BuiltHead {
   head: Head;
@@ -41,7 +46,7 @@ function checkMap(shape: readonly number[], spec: HeadSpec): void {
     }
     return;
   }
-  if (shape.length !== 3) throw new Error(`buildHead ${spec.kind}: rows must be block maps [C, H, W], got ${JSON.stringify(shape)}`);
+  if (shape.length !== 3) throw new Error(`buildHead ${spec.kind}: rows must be ${spec.kind === "diffeed" ? "noised images x_t" : "block maps"} [C, H, W], got ${JSON.stringify(shape)}`);
 }
 
 /** Parameter count of a spec on rows of `shape` ([C, H, W]) with `numClasses` classes. */
@@ -58,6 +63,8 @@ export function specParams(spec: HeadSpec, shape: readonly number[], numClasses:
       return attentionParams(shape, numClasses, spec);
     case "difformer":
       return difformerParams(numClasses, spec);
+    case "diffeed":
+      return difFeedParams(spec, shape, numClasses);
   }
 }
 
@@ -80,6 +87,8 @@ export async function buildHead(spec: HeadSpec, train: FeatureSource, seed: numb
       return { head: createAttentionHead({ ...spec, inShape: train.shape, numClasses, seed }), input: (s) => s };
     case "difformer":
       return { head: createDifFormerHead({ ...spec, numClasses, seed }), input: (s) => s };
+    case "diffeed":
+      return { head: createDifFeedHead({ ...spec, inShape: train.shape, numClasses, seed }), input: (s) => s };
   }
 }
 

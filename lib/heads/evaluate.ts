@@ -25,9 +25,10 @@ export interface Evaluation {
   confusion: number[][];
 }
 
-/** Class scores (logits) [N, K] row-major of every row of `source`. */
+/** Class scores (logits) [N, K] row-major of every row of `source`, in evaluation mode. */
 export async function headScores(head: Head, source: FeatureSource, batchSize = 256): Promise<Float32Array> {
   const k = head.numClasses, size = rowSize(source.shape);
+  head.setTraining?.(false); // evaluation mode (BatchNorm on its running statistics)
   const out = new Float32Array(source.rows * k);
   await forEachChunk(source, batchSize, (data, start, n) => {
     const s = tf.tidy(() => head.apply(tf.tensor2d(data, [n, size])));

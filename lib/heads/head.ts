@@ -15,7 +15,7 @@ import { Rng } from "../rng";
 export type HeadTrace = (name: string, value: tf.Tensor) => void;
 
 export interface Head {
-  readonly kind: "mlp" | "cnn" | "attention" | "difformer";
+  readonly kind: "mlp" | "cnn" | "attention" | "difformer" | "diffeed";
   /** JSON-serialisable description of the architecture (recorded in checkpoints, compared on resume). */
   readonly config: Record<string, unknown>;
   /** Shape of one input row, channel-major. */
@@ -28,6 +28,17 @@ export interface Head {
    * supports it (attention, DifFormer), is called with named intermediates (for reference checks).
    */
   apply(x: tf.Tensor2D, trace?: HeadTrace): tf.Tensor2D;
+  /**
+   * State that is not trained but changes in training (DifFeed's BatchNorm running statistics), by name;
+   * checkpoints save and restore it with the parameters. Absent: none.
+   */
+  readonly buffers?: ReadonlyArray<{ name: string; variable: tf.Variable }>;
+  /**
+   * Training mode on or off, as PyTorch's module.train() / eval(), for heads whose forward differs
+   * (BatchNorm: batch statistics and running-statistic updates in training). trainHead switches it on
+   * for its epochs and off at the end; evaluation switches it off. Absent: the head has no such mode.
+   */
+  setTraining?(on: boolean): void;
   dispose(): void;
 }
 

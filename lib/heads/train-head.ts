@@ -9,7 +9,11 @@
  * count, the epoch and the loss history are written atomically (writeAtomically) to that file. When
  * the file exists at start, training resumes after its last epoch, provided it was written for the
  * same head, source shape, seed and options (otherwise: an error naming the file and the difference).
- * A run resumed after a kill ends with the same weights as an uninterrupted one.
+ * A run resumed after a kill ends with the same weights as an uninterrupted one. A head's `buffers`
+ * (BatchNorm running statistics) are saved and restored with its parameters.
+ *
+ * Training mode: a head with `setTraining` (DifFeed's BatchNorm) is switched on for the epochs and off
+ * when trainHead returns or throws.
  *
  * Views: a source with `forEpoch` (source.ts; augmented and re-noised views, lib/experiments/views.ts)
  * gives each epoch's rows; epoch e reads `source.forEpoch(e)`, so a resumed run reads the same views.
@@ -66,6 +70,7 @@ function fingerprint(head: Head, source: FeatureSource, opts: TrainHeadOptions):
     inShape: head.inShape,
     numClasses: head.numClasses,
     params: head.params.map((p) => [p.name, p.variable.shape]),
+    ...(head.buffers?.length ? { buffers: head.buffers.map((b) => [b.name, b.variable.shape]) } : {}),
     rows: source.rows,
     seed: opts.seed,
     batchSize: opts.batchSize,
@@ -76,6 +81,7 @@ function fingerprint(head: Head, source: FeatureSource, opts: TrainHeadOptions):
 
 async function saveCheckpoint(file: string, head: Head, optimizer: Optimizer, fp: string, epoch: number, lossHistory: number[]): Promise<void> {
   const arrays: { name: string; data: Float32Array }[] = head.params.map((p) => ({ name: `param:${p.name}`, data: p.variable.dataSync() as Float32Array }));
+  for (const b of head.buffers ?? []) arrays.push({ name: `buffer:${b.name}`, data: b.variable.dataSync() as Float32Array });
   const state = optimizer.getState();
   for (const [k, v] of Object.entries(state.slots)) arrays.push({ name: `slot:${k}`, data: v });
   const header: CheckpointHeader = { fingerprint: fp, epoch, lossHistory, steps: state.steps, tensors: arrays.map((a) => ({ name: a.name, length: a.data.length })) };
@@ -107,6 +113,11 @@ async function loadCheckpoint(file: string, head: Head, optimizer: Optimizer, fp
     const v = byName.get(`param:${p.name}`);
     if (!v || v.length !== p.variable.size) throw new Error(`trainHead: checkpoint ${file} lacks parameter ${p.name}`);
     p.variable.assign(tf.tensor(v, p.variable.shape));
+  }
+  for (const b of head.buffers ?? []) {
+    const v = byName.get(`buffer:${b.name}`);
+    if (!v || v.length !== b.variable.size) throw new Error(`trainHead: checkpoint ${file} lacks buffer ${b.name}`);
+    b.variable.assign(tf.tensor(v, b.variable.shape));
   }
   const slots: Record<string, Float32Array> = {};
   for (const [k, v] of byName) if (k.startsWith("slot:")) slots[k.slice(5)] = v;
@@ -143,6 +154,7 @@ export async function trainHead(head: Head, source: FeatureSource, opts: TrainHe
   const size = rowSize(source.shape);
   const batches = Math.ceil(source.rows / opts.batchSize);
   const bar: Progress | null = opts.showProgress === false ? null : progress({ total: Math.max(0, opts.epochs - start) * batches, label: opts.label ?? `${head.kind} head`, unit: "batch" });
+  head.setTraining?.(true);
   try {
     for (let epoch = start; epoch < opts.epochs; epoch++) {
       const lr = learningRate(opts.optimizer.lr, opts.schedule, epoch);
@@ -175,6 +187,7 @@ export async function trainHead(head: Head, source: FeatureSource, opts: TrainHe
     bar?.done();
     return { lossHistory, resumedFrom };
   } finally {
+    head.setTraining?.(false);
     optimizer.dispose();
   }
 }

@@ -141,7 +141,8 @@ export class FeedbackLayers {
  * (paper numbers) whose first- / second-pass outputs to return, NHWC. The first pass also yields the
  * feedback sources; it runs outside any gradient (call it before tf.variableGrads, as the official code
  * runs it under no_grad). The second pass is differentiable in the feedback layers' parameters (on wasm,
- * with lib/train/wasm-kernels' installTrainingKernels(), as for every U-Net gradient).
+ * with lib/train/wasm-kernels' installTrainingKernels(), as for every U-Net gradient). Second-pass `opts`
+ * are FeedbackLayers.maps' `training` and `updateRunningStats`.
  */
 export function difFeedFirstPass(unet: UNet, layers: FeedbackLayers, x: tf.Tensor4D, t: number[], first: readonly number[] = []): Map<number, tf.Tensor4D> {
   const want = [...new Set([...layers.specs.map((s) => s.source), ...first])];
@@ -157,9 +158,9 @@ export function difFeedSecondPass(
   t: number[],
   firstPass: ReadonlyMap<number, tf.Tensor4D>,
   second: readonly number[],
-  opts: { training?: boolean } = {},
+  opts: { training?: boolean; updateRunningStats?: boolean } = {},
 ): Map<number, tf.Tensor4D> {
-  const maps = layers.maps(firstPass, opts.training);
+  const maps = layers.maps(firstPass, opts.training, opts.updateRunningStats);
   try {
     const r = unet.forward(x, t, { capture: second.map(String), addToInputBlocks: maps });
     r.emb.dispose();
