@@ -157,6 +157,7 @@ export async function trainHead(head: Head, source: FeatureSource, opts: TrainHe
   head.setTraining?.(true);
   try {
     for (let epoch = start; epoch < opts.epochs; epoch++) {
+      head.setTraining?.(true); // again each epoch: an onEpoch that scored the head switched it to evaluation
       const lr = learningRate(opts.optimizer.lr, opts.schedule, epoch);
       const order = permutation(source.rows, new Rng(opts.seed, 0x5eed0000 + epoch));
       const batchIdx = (b: number) => order.subarray(b * opts.batchSize, Math.min(source.rows, (b + 1) * opts.batchSize));

@@ -136,6 +136,7 @@ export async function fitHead(spec: HeadSpec, source: FeatureSource, rows: Array
           keep: async () => {
             const copy = (await buildHead(spec, fitRows, training.seed)).head;
             copy.params.forEach((p, i) => p.variable.assign(head.params[i].variable));
+            copy.buffers?.forEach((b, i) => b.variable.assign(head.buffers![i].variable)); // BatchNorm statistics
             return fitted(copy, seconds, () => copy.dispose());
           },
         });
