@@ -11,13 +11,13 @@ import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { selectBackend } from "../lib/model/backend";
-import { loadStateDict } from "../lib/model/checkpoint/index";
+import { loadStateDict, writeTorchZip } from "../lib/model/checkpoint/index";
 import type { StateDict, TensorEntry } from "../lib/model/checkpoint/state-dict";
 import { decodeRgb } from "../lib/data/image";
 import { normalizeToCHW, resizedSize, torchvisionCrop } from "../lib/data/torchvision-transform";
 import { ChecksumError } from "../lib/data/download";
 import { readNpy, npyToFloat32 } from "../lib/model/npy";
-import { verifyDigestPrefix } from "../lib/model/nets/fetch-published";
+import { publishedNetEngine, verifyDigestPrefix } from "../lib/model/nets/fetch-published";
 import { configFromManifest, detectFamily, netFromStateDict } from "../lib/model/nets/load";
 import { mapPublishedStateDict, PUBLISHED_NETS, publishedNet } from "../lib/model/nets/published";
 import { checkTorchvisionFolder } from "../lib/model/nets/reference";
@@ -266,6 +266,39 @@ describe("published weights: table and key mappings", function () {
       }
     });
   }
+
+  it("a published checkpoint file (MoCo v2's names) runs through publishedNetEngine on ONNX Runtime and tfjs, giving PyTorch's avgpool", async function () {
+    const r = await fixture(this, "resnet-lite");
+    r.x.dispose();
+    const dir = tempDir("nets-published");
+    try {
+      const published = renamed(r.sd, PUBLISHED_RESNET["mocov2-resnet50"].rename, PUBLISHED_RESNET["mocov2-resnet50"].extra);
+      const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+      for (const [k, t] of published) tensors.set(k, { shape: t.shape, data: await t.readFloat32() });
+      const file = path.join(dir, "moco_v2_800ep_pretrain.pth.tar");
+      await writeTorchZip(file, tensors);
+      const lite = configFromManifest(r.manifest);
+      lite.config.numClasses = null; // the mapping drops the projection head
+      const xa = await readNpy(path.join(r.dir, "x.npy"));
+      const want = await refValues(r.dir, "avgpool");
+      for (const engine of ["ort", "tfjs"]) {
+        const { engine: e, choice } = await publishedNetEngine(publishedNet("mocov2-resnet50"), file, { engine, config: lite, layers: ["avgpool"], cacheRoot: path.join(dir, "onnx") });
+        try {
+          assert.equal(choice.name, engine);
+          assert.deepEqual(e.outputs, ["avgpool"]);
+          const out = (await e.run(npyToFloat32(xa), xa.shape)).get("avgpool")!;
+          const rel = relError(out.data, want).rel;
+          assert.ok(rel <= TOL, `${engine}: avgpool rel ${rel}`);
+        } finally {
+          await e.dispose();
+        }
+      }
+      // Without a configuration the entry's own (ResNet-50) is used, and these weights do not fit it.
+      await assert.rejects(publishedNetEngine(publishedNet("mocov2-resnet50"), file, { engine: "tfjs" }), /moco_v2_800ep_pretrain\.pth\.tar: the checkpoint does not match the model: 180 missing, 0 unexpected/);
+    } finally {
+      removeTempDir(dir);
+    }
+  });
 
   it("a key that maps nowhere is an error listing every such key", () => {
     const sd: StateDict = new Map();

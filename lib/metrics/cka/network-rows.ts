@@ -2,7 +2,11 @@
  * Rows of a torchvision network's layers for CKA, streamed over batches of image files:
  *
  *   files -> torchvision's evaluation transform (Resize 256, CenterCrop 224, Normalize; lib/data/torchvision-transform)
- *         -> net.forward(the requested layers, stopping after the last) -> one row per image and layer
+ *         -> the network on its engine (lib/model/nets/net-engine createNetEngine: ONNX Runtime or tfjs, chosen
+ *            as for the U-Net) -> one row per image and layer
+ *
+ * The layer names, kinds and widths come from the network's configuration (NetConfig: no weights needed);
+ * the rows from the engine's layer outputs in plain memory, whichever engine ran them.
  *
  * What a row is, per kind of layer output:
  * - a feature map NCHW (ResNet's conv1 ... layer4, ViT's conv_proj): adaptive average pooling to
@@ -20,18 +24,19 @@
  * The stream reads `{ ids, files }` batches and yields `{ ids, rows }`, so a consumer that walks it in step
  * with another stream (lib/metrics/cka/zip zipStreams) can check both saw the same images (sameImages).
  */
-import * as tf from "@tensorflow/tfjs";
 import { torchvisionBatch, TorchvisionTransformOptions } from "../../data/torchvision-transform";
-import type { TorchvisionNet } from "../../model/nets/load";
-import { ResNet } from "../../model/nets/resnet";
-import { VisionTransformer } from "../../model/nets/vit";
+import type { HostTensor } from "../../model/engines/engine";
+import type { NetConfig } from "../../model/nets/load";
+import type { NetEngine } from "../../model/nets/net-engine";
+import { resnetLayers } from "../../model/nets/resnet";
+import { vitLayers } from "../../model/nets/vit";
 import { poolChannelMajorRows } from "../../features/pooling";
 import { progress as makeProgress } from "../../display/progress";
 
 export type TokenRows = "patches" | "cls";
 
 export interface NetworkRowsOptions {
-  /** Layer names (from net.layers()). */
+  /** Layer names (from netLayerNames(config)); the engine must return each (createNetEngine's `layers`). */
   layers: string[];
   /** Adaptive average pooled size of maps and of the ViT patch grid. */
   pool: number;
@@ -59,8 +64,13 @@ export interface NetworkRowBatch {
  * maxpool (the stem's output), every Bottleneck block's output, avgpool; ViT — conv_proj (the patch
  * embedding), every encoder layer, encoder.ln. ResNet-50: 1 + 1 + 16 + 1 = 19; ViT-B/16: 1 + 12 + 1 = 14.
  */
-export function ckaNetworkLayers(net: TorchvisionNet): string[] {
-  return ckaLayerChoice(net instanceof ResNet ? "resnet" : "vit", net.layers());
+export function ckaNetworkLayers(net: NetConfig): string[] {
+  return ckaLayerChoice(net.family, netLayerNames(net));
+}
+
+/** Every layer output of a configuration, in forward order (the names createNetEngine's `layers` takes). */
+export function netLayerNames(net: NetConfig): string[] {
+  return net.family === "resnet" ? resnetLayers(net.config) : vitLayers(net.config);
 }
 
 /** ckaNetworkLayers from a family and its full layer list (resnetLayers(cfg) / vitLayers(cfg): no weights needed). */
@@ -79,9 +89,10 @@ export function shortLayerLabel(name: string): string {
 type Kind = { kind: "map" | "tokens" | "vector"; width: number };
 
 /** What a layer outputs: a map (its channels), tokens (hidden width) or a vector (its length). */
-function layerKind(net: TorchvisionNet, layer: string): Kind {
-  if (!net.layers().includes(layer)) throw new Error(`network layer "${layer}" does not exist; the layers are ${net.layers().join(", ")}`);
-  if (net instanceof ResNet) {
+function layerKind(net: NetConfig, layer: string): Kind {
+  const all = netLayerNames(net);
+  if (!all.includes(layer)) throw new Error(`network layer "${layer}" does not exist; the layers are ${all.join(", ")}`);
+  if (net.family === "resnet") {
     const c = net.config;
     if (["conv1", "bn1", "relu", "maxpool"].includes(layer)) return { kind: "map", width: c.stemWidth };
     const m = /^layer(\d+)(\.\d+)?$/.exec(layer);
@@ -89,7 +100,7 @@ function layerKind(net: TorchvisionNet, layer: string): Kind {
     if (layer === "avgpool") return { kind: "vector", width: c.outChannels[c.outChannels.length - 1] };
     return { kind: "vector", width: c.numClasses! };
   }
-  const c = (net as VisionTransformer).config;
+  const c = net.config;
   if (layer === "conv_proj") return { kind: "map", width: c.hiddenDim };
   if (layer === "heads") return { kind: "vector", width: c.numClasses! };
   return { kind: "tokens", width: c.hiddenDim };
@@ -102,7 +113,7 @@ function checkOptions(opts: NetworkRowsOptions): void {
 }
 
 /** Width of each requested layer's rows (no forward pass), for the CKA accumulator's layer list. */
-export function networkLayerDims(net: TorchvisionNet, opts: NetworkRowsOptions): Map<string, number> {
+export function networkLayerDims(net: NetConfig, opts: NetworkRowsOptions): Map<string, number> {
   checkOptions(opts);
   const p2 = opts.pool * opts.pool;
   return new Map(
@@ -129,13 +140,13 @@ export function patchTokenMaps(tokens: Float32Array, n: number, seq: number, d: 
   return { data: out, grid: g };
 }
 
-/** One layer output (a tensor from net.forward) as rows. */
-async function tensorRows(t: tf.Tensor, layer: string, opts: NetworkRowsOptions): Promise<Float32Array> {
-  const data = (await t.data()) as Float32Array;
-  const [n] = t.shape;
-  if (t.rank === 4) return poolChannelMajorRows(data, n, t.shape.slice(1), opts.pool);
-  if (t.rank === 3) {
-    const [, seq, d] = t.shape;
+/** One layer output (an engine's, in plain memory) as rows. */
+function hostTensorRows(t: HostTensor, layer: string, opts: Pick<NetworkRowsOptions, "pool" | "tokens">): Float32Array {
+  const { data, shape } = t;
+  const [n] = shape;
+  if (shape.length === 4) return poolChannelMajorRows(data, n, shape.slice(1), opts.pool);
+  if (shape.length === 3) {
+    const [, seq, d] = shape;
     if (opts.tokens === "cls") {
       const out = new Float32Array(n * d);
       for (let i = 0; i < n; i++) out.set(data.subarray(i * seq * d, i * seq * d + d), i * d);
@@ -144,24 +155,27 @@ async function tensorRows(t: tf.Tensor, layer: string, opts: NetworkRowsOptions)
     const { data: maps, grid } = patchTokenMaps(data, n, seq, d);
     return poolChannelMajorRows(maps, n, [d, grid, grid], opts.pool);
   }
-  if (t.rank === 2) return Float32Array.from(data);
-  throw new Error(`network layer ${layer}: output of rank ${t.rank} (shape [${t.shape.join(", ")}]) is not a map, tokens or a vector`);
+  if (shape.length === 2) return Float32Array.from(data);
+  throw new Error(`network layer ${layer}: output of rank ${shape.length} (shape [${shape.join(", ")}]) is not a map, tokens or a vector`);
 }
 
-/** Rows of every requested layer for one NCHW batch (already transformed). */
-export async function networkBatchRows(net: TorchvisionNet, x: { data: Float32Array; shape: [number, number, number, number] }, opts: NetworkRowsOptions): Promise<Map<string, Float32Array>> {
-  checkOptions(opts);
-  const input = tf.tensor4d(x.data, x.shape);
-  let outs: Map<string, tf.Tensor> | null = null;
-  try {
-    outs = net.forward(input, { layers: opts.layers, stopEarly: true });
-    const rows = new Map<string, Float32Array>();
-    for (const l of opts.layers) rows.set(l, await tensorRows(outs.get(l)!, l, opts));
-    return rows;
-  } finally {
-    input.dispose();
-    if (outs) for (const t of outs.values()) t.dispose();
+/** The requested layers exist in the engine's network and are among its outputs (else an error naming them). */
+function checkEngineLayers(engine: NetEngine, opts: NetworkRowsOptions): void {
+  networkLayerDims(engine.net, opts); // unknown layer names
+  const missing = opts.layers.filter((l) => !engine.outputs.includes(l));
+  if (missing.length) {
+    throw new Error(`network rows: layer${missing.length > 1 ? "s" : ""} ${missing.map((l) => JSON.stringify(l)).join(", ")} not among the engine's outputs (${engine.outputs.join(", ")}); create it with createNetEngine(file, { layers }) naming them`);
   }
+}
+
+/** Rows of every requested layer for one NCHW batch (already transformed), on the network's engine. */
+export async function networkBatchRows(engine: NetEngine, x: { data: Float32Array; shape: [number, number, number, number] }, opts: NetworkRowsOptions): Promise<Map<string, Float32Array>> {
+  checkOptions(opts);
+  checkEngineLayers(engine, opts);
+  const outs = await engine.run(x.data, x.shape);
+  const rows = new Map<string, Float32Array>();
+  for (const l of opts.layers) rows.set(l, hostTensorRows(outs.get(l)!, l, opts));
+  return rows;
 }
 
 /** The same images, in the same order, on both sides of a zipped pair of streams; else an error naming the first difference. */
@@ -177,12 +191,12 @@ export function sameImages(a: readonly string[], b: readonly string[], what: str
  * `progress` labels a progress display over `total` images.
  */
 export async function* networkRows(
-  net: TorchvisionNet,
+  engine: NetEngine,
   batches: Iterable<FileBatch> | AsyncIterable<FileBatch>,
   opts: NetworkRowsOptions & { progress?: string | false; total?: number },
 ): AsyncGenerator<NetworkRowBatch, void, undefined> {
   checkOptions(opts);
-  networkLayerDims(net, opts); // unknown layer names fail before any image is read
+  checkEngineLayers(engine, opts); // unknown layer names fail before any image is read
   const bar = opts.progress ? makeProgress({ total: opts.total ?? 0, label: opts.progress, unit: "img" }) : null;
   let done = false;
   try {
@@ -195,7 +209,7 @@ export async function* networkRows(
       } catch (e) {
         throw new Error(`network rows: batch ${b.ids[0]}..${b.ids[b.ids.length - 1]}: ${(e as Error).message}`);
       }
-      const rows = await networkBatchRows(net, x, opts);
+      const rows = await networkBatchRows(engine, x, opts);
       bar?.tick(b.ids.length);
       yield { ids: b.ids, rows };
     }

@@ -1,6 +1,7 @@
 /**
  * Download a published network (lib/model/nets/published.ts) resumably through lib/data/download, check the digest
- * prefix its publisher gives, and build it on tfjs with its keys mapped to torchvision's names.
+ * prefix its publisher gives, and build it with its keys mapped to torchvision's names: on tfjs (loadPublished) or on
+ * the engine chosen as for the U-Net (publishedNetEngine: ONNX Runtime where it loads, else tfjs).
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -9,6 +10,8 @@ import { loadStateDict } from "../checkpoint/index";
 import { ChecksumError, download, DownloadResult } from "../../data/download";
 import type { ProgressMode } from "../../display/progress";
 import { presetConfig, TorchvisionNet, netFromStateDict, NetConfig } from "./load";
+import { createNetEngine, NetEngine, NetEngineOptions } from "./net-engine";
+import type { EngineChoice } from "../engines/engine";
 import { mapPublishedStateDict, PublishedNet } from "./published";
 
 /**
@@ -48,4 +51,13 @@ export function publishedConfig(entry: PublishedNet): NetConfig {
 export async function loadPublished(entry: PublishedNet, file: string): Promise<TorchvisionNet> {
   const sd = mapPublishedStateDict(entry, await loadStateDict(file), file);
   return netFromStateDict(sd, { config: publishedConfig(entry), file });
+}
+
+/**
+ * A downloaded published checkpoint on the chosen engine (`opts.engine`: "auto", "ort" or "tfjs"), its keys
+ * mapped; the entry's configuration unless `opts.config` names another. ONNX models are cached by the file's content.
+ */
+export async function publishedNetEngine(entry: PublishedNet, file: string, opts: Omit<NetEngineOptions, "stateDict" | "preset"> = {}): Promise<{ engine: NetEngine; choice: EngineChoice }> {
+  const sd = mapPublishedStateDict(entry, await loadStateDict(file), file);
+  return createNetEngine(file, { config: publishedConfig(entry), ...opts, stateDict: sd });
 }
