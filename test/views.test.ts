@@ -13,7 +13,9 @@ import { memorySource as memoryImages, ImageSource } from "../lib/features/store
 import { modelInputToRgb, viewId, viewRng, viewSource } from "../lib/features/store/views";
 import { randomCropArr } from "../lib/data/augment";
 import { toModelBatch } from "../lib/data/preprocess";
-import { noisedImageSource, viewCandidate, viewFeatures, viewOfEpoch } from "../lib/experiments/views";
+import { noisedImageSource, viewCandidate, viewFeatures, viewOfEpoch, withViews } from "../lib/experiments/views";
+import { runPlan } from "../lib/experiments/extraction-plan";
+import { storedCandidates } from "../lib/experiments/candidates";
 import { diffsslRecipe } from "../lib/experiments/diffssl-recipe";
 import { PAPER_LINEAR_RECIPE } from "../lib/heads/optim";
 import { memorySource, FeatureSource, subsetSource, poolSource } from "../lib/heads/source";
@@ -148,7 +150,10 @@ describe("training views", function () {
       const e0 = await allRows(await k2.forEpoch!(0)), e1 = await allRows(await k2.forEpoch!(1)), e2 = await allRows(await k2.forEpoch!(2));
       assert.deepEqual(Array.from(e2), Array.from(e0));
       assert.notDeepEqual(Array.from(e1), Array.from(e0));
-      assert.deepEqual(Array.from(await allRows(k2)), Array.from(e0));
+      // the source's own rows (validation, statistics) are the centre images with the same seeded noise
+      const centre = await allRows(viewFeatures(ctx, at, { views: { kind: "cached" }, seed: 5 }));
+      assert.deepEqual(Array.from(await allRows(k2)), Array.from(centre));
+      assert.notDeepEqual(Array.from(centre), Array.from(e0));
       // independent path: the view's images through the U-Net itself (tfjs), the block's map pooled 2x2
       const unet = await loadModel(src);
       const schedule = modelSchedule(src);
@@ -177,8 +182,19 @@ describe("training views", function () {
       for (let e = 0; e < 3; e++) o.push(Array.from(await allRows(await online.forEpoch!(e))));
       assert.notDeepEqual(o[1], o[0]);
       assert.notDeepEqual(o[2], o[1]);
-      // stored sets now: the two K views, and online views 0 and 2 (view 1 deleted once view 2 was read)
+      // stored sets now: the two K views, the centre set, and online view 2 (views 0 and 1 deleted once
+      // view 2 was read)
       assert.equal(fs.readdirSync(root).length, 4, `sets in the store: ${fs.readdirSync(root).join(", ")}`);
+      // a stored candidate (a notebook's grid) under views: its own rows stay the stored ones, its epochs
+      // read the views of the same block, t and side
+      const stored = await runPlan({ root, extractor, images: train, jobs: [{ blocks: [block], timesteps: [100], pool: 2 }], noise: { policy: "seeded", seed: 5 } });
+      const [sc] = storedCandidates(stored, [], { numClasses: 2 });
+      const viewed = withViews(sc, ctx, { views: { kind: "views", k: 2, augment: true }, seed: 5 });
+      assert.equal(viewed.setting.tags!.views, "2 views (augmented + noise)");
+      const vs = viewed.train();
+      assert.deepEqual(Array.from(await allRows(vs)), Array.from(await allRows(sc.train())));
+      assert.deepEqual(Array.from(await allRows(await vs.forEpoch!(3))), Array.from(e1));
+      assert.equal(withViews(sc, ctx, { views: { kind: "cached" }, seed: 5 }), sc);
       // a view candidate, fixed in advance, scored once and paired with another
       const split = validationSplit(train.labels!, { seed: 0, fraction: 0.2, ids: train.ids });
       const training = { epochs: 3, batchSize: 5, optimizer: { kind: "sgd" as const, lr: 0.05, momentum: 0, weightDecay: 0 }, seed: 0, showProgress: false };

@@ -37,7 +37,7 @@ export function cachedProtocolDeviations(scale: Scale, extra: Deviation[] = [], 
     {
       what: "training views",
       official: "every epoch a fresh random_crop_arr (0.8-1.0) + flip and fresh noise per image",
-      ours: "the centre image with one seeded noise draw, extracted once into the store",
+      ours: "the centre image with one seeded noise draw, extracted once (04 and 06: settings.views switches)",
       why: "one extraction serves every head and grid point; a rerun reads the store",
       effect: measuredEffect("views", scale, dir),
     },

@@ -28,6 +28,9 @@ import { paperAttentionConfig } from "../heads/params";
 import type { TrainHeadOptions } from "../heads/train-head";
 import { projectRoot } from "../paths";
 import { linearHead, storedCandidates } from "./candidates";
+import type { ExtractionContext } from "./candidates";
+import { withViews } from "./views";
+import type { ViewOptions, ViewStoreOptions } from "./views";
 import { CostLine, measureJobs, PlanJob, planCost, runPlan, StoredSet } from "./extraction-plan";
 import { Candidate, probeTraining, selectAndTest, Selection } from "./protocol/select";
 import { ValidationSplit, validationSplit } from "./protocol/split";
@@ -66,6 +69,8 @@ export interface PrepareOptions {
   dtype?: StoreDtype;
   /** The validation split carved from the training images. */
   split: { seed: number; fraction: number };
+  /** How the heads of headsOnSetting see their training images (default cached; views.ts). */
+  views?: ViewOptions;
 }
 
 /** A dataset ready for selection: its stored training sets, its validation split, and its test sets on demand. */
@@ -78,6 +83,8 @@ export interface PreparedDataset {
   split: ValidationSplit;
   /** The test set matching a stored training set (same block, t and side), extracted if not yet stored. */
   testSet(s: StoredSet): Promise<StoredSet>;
+  /** Where views of the training images go, and how the heads see them (absent: cached). */
+  views?: { ctx: ExtractionContext; options: ViewOptions & ViewStoreOptions };
 }
 
 /** Fill the store with the training images' jobs (resumable: stored parts are skipped) and carve the validation split. */
@@ -91,7 +98,10 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PreparedData
     if (!set || set.side !== s.side) throw new Error(`${opts.label}/test: block ${s.block.number}, t ${s.t} stored at side ${set?.side}, not ${s.side}`);
     return set;
   };
-  return { label: opts.label, numClasses: opts.numClasses, train: opts.train, test: opts.test, sets, split, testSet };
+  const views = opts.views && opts.views.views.kind !== "cached"
+    ? { ctx: { root: opts.root, extractor: opts.extractor, train: opts.train, test: opts.test, numClasses: opts.numClasses }, options: { ...opts.views, dtype: opts.dtype } }
+    : undefined;
+  return { label: opts.label, numClasses: opts.numClasses, train: opts.train, test: opts.test, sets, split, testSet, ...(views ? { views } : {}) };
 }
 
 /** Every stored (block, t) at every pooled size of `pools`, linear head, in (block, t, pool) order: the CUB sweep's grid. */
@@ -195,7 +205,8 @@ export async function headsOnSetting(data: PreparedDataset, block: number, t: nu
     const epochs = isGrid(epochGrid) ? epochGrid : epochGrid[h.name];
     if (!epochs) throw new Error(`headsOnSetting: no epoch counts for the ${h.name} head (have: ${Object.keys(epochGrid).join(", ")})`);
     const where = (x: StoredSet) => x.block.number === block && x.t === t;
-    const [c] = storedCandidates(data.sets, (x) => data.testSet(x), { numClasses: data.numClasses, where, pool: h.pool, head: () => h.head, training: h.training });
+    const [stored] = storedCandidates(data.sets, (x) => data.testSet(x), { numClasses: data.numClasses, where, pool: h.pool, head: () => h.head, training: h.training });
+    const c = data.views ? withViews(stored, data.views.ctx, data.views.options) : stored;
     const selection = await selectAndTest(`${data.label}: ${h.name}`, epochCandidates(c, epochs), { split: data.split, training, showProgress });
     out.push({ name: h.name, selection, edge: selection.chosen.epochs === Math.max(...epochs) && epochs.length > 1 });
   }

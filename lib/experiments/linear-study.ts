@@ -20,6 +20,8 @@ import type { StoreDtype } from "../features/store/key";
 import type { HeadSpec } from "../heads/create";
 import type { TrainHeadOptions } from "../heads/train-head";
 import { PAPER_LINEAR_RECIPE } from "../heads/optim";
+import { withViews } from "./views";
+import type { ViewOptions } from "./views";
 import type { Block } from "../model/unet/blocks";
 import { linearHead, storedCandidates } from "./candidates";
 import { findSet, PlanJob, runPlan, StoredSet } from "./extraction-plan";
@@ -86,6 +88,8 @@ export interface StudyContext {
   dtype?: StoreDtype;
   valFraction: number;
   seed: number;
+  /** How the linear heads see their training images (default cached; views.ts withViews). */
+  views?: ViewOptions;
 }
 
 /** The authors' linear recipe (SGD, step 7 x 0.1, 28 epochs), batch 128, at learning rate `lr` (default theirs). */
@@ -125,12 +129,14 @@ export function testSets(ctx: Pick<StudyContext, "extractor" | "test" | "storeRo
 /** Linear heads (the one linear head, authors' recipe) at (block, t): one candidate per pool and learning rate. */
 export function linearCandidates(ctx: StudyContext, st: StoredStudy, block: number, t: number, pools: number[], lrs: number[]): Candidate[] {
   if (!lrs.length || lrs.some((x) => !(x > 0))) throw new Error(`linearCandidates: learning rates ${JSON.stringify(lrs)} must be positive (at least one)`);
+  const views = ctx.views;
+  const viewCtx = { root: ctx.storeRoot, extractor: ctx.extractor, train: ctx.train, test: ctx.test, numClasses: ctx.numClasses };
   return pools.flatMap((pool) =>
     lrs.flatMap((lr) =>
       storedCandidates(st.train, testSets(ctx, st), {
         numClasses: ctx.numClasses, pool, where: (s) => s.block.number === block && s.t === t,
         training: { optimizer: linearRecipe(ctx.seed, lr).optimizer }, tags: { lr },
-      }),
+      }).map((c) => (views ? withViews(c, viewCtx, { ...views, dtype: ctx.dtype }) : c)),
     ),
   );
 }

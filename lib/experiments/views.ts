@@ -8,8 +8,10 @@
  *            re-augments and re-noises every image every epoch), reproducible and resumable because view e
  *            of an image is seeded by (seed, e, image id) (lib/features/store/views.ts)
  *
- * A training source here is a FeatureSource whose `forEpoch(e)` gives epoch e's rows (lib/heads/source.ts);
- * the one trainer (trainHead) asks for them epoch by epoch, so any head trains under any of the three.
+ * A training source here is a FeatureSource whose own rows are the centre images (what validation rows and
+ * standardisation statistics read) and whose `forEpoch(e)` gives epoch e's view (lib/heads/source.ts); the
+ * one trainer (trainHead) asks for them epoch by epoch, so any head trains under any of the three, and
+ * `withViews` puts any stored candidate (a notebook's grid) under views.
  * Features of a view go through the store like any other set (runPlan: extracted to the blocks asked, on
  * the extractor's engine, resumable, with progress), so a second head trained on the same views, or a run
  * resumed after Ctrl-C, reads them instead of recomputing them. `keepViews: false` (online only) deletes
@@ -23,6 +25,7 @@
  */
 import * as fs from "fs";
 import type { NoisePolicy } from "../features/extract";
+import type { StoreDtype } from "../features/store/key";
 import { imageNoise } from "../features/extract";
 import type { ImageSource } from "../features/store/images";
 import { viewSource } from "../features/store/views";
@@ -86,28 +89,33 @@ export function imagesOfEpoch(images: ImageSource, o: ViewOptions, epoch: number
 }
 
 /**
- * A source of `rows` rows of `shape` whose epoch e is `make(e)`, made when first read (so that building a
- * candidate extracts nothing); its own rows are epoch 0's. `after(e)` runs once epoch e's rows are made.
+ * A source of `rows` rows of `shape`: its own rows are `base()` (the centre images: what validation rows,
+ * standardisation statistics and anything but the trainer read), epoch e's are `make(e)`, both made when
+ * first asked for (building a candidate extracts nothing). `after(e)` runs once epoch e's rows are made.
  */
-function epochSource(head: { rows: number; shape: number[]; labels: ArrayLike<number>; numClasses: number }, make: (e: number) => Promise<FeatureSource>, after?: (e: number) => void): FeatureSource {
-  let first: Promise<FeatureSource> | null = null;
-  const epoch0 = () => (first ??= make(0));
+function epochSource(head: { rows: number; shape: readonly number[]; labels: ArrayLike<number>; numClasses: number }, base: () => Promise<FeatureSource>, make: (e: number) => Promise<FeatureSource>, after?: (e: number) => void): FeatureSource {
+  let own: Promise<FeatureSource> | null = null;
   return {
     ...head,
-    readRows: async (indices) => (await epoch0()).readRows(indices),
+    readRows: async (indices) => (await (own ??= base())).readRows(indices),
     forEpoch: async (e: number) => {
-      const s = e === 0 ? await epoch0() : await make(e);
+      const s = await make(e);
       after?.(e);
       return s;
     },
   };
 }
 
+export interface ViewStoreOptions {
+  /** Store precision of the views (default float32; a notebook whose sets are float16 passes it). */
+  dtype?: StoreDtype;
+}
+
 /**
- * Stored features of one block at one t (side `side`) of the training images under `o`'s views, as an
- * epoch source: epoch e's view extracted (or found) in the store when the trainer reaches it.
+ * `base` (stored centre-image features of one block at one t, side `at.side`) with `o`'s views as its epochs:
+ * epoch e's view extracted (or found) in the store when the trainer reaches it; cached views: `base` itself.
  */
-export function viewFeatures(ctx: ExtractionContext, at: { block: Block; t: number; side: number }, o: ViewOptions): FeatureSource {
+export function withViewEpochs(base: () => FeatureSource | Promise<FeatureSource>, ctx: ExtractionContext, at: { block: Block; t: number; side: number }, o: ViewOptions & ViewStoreOptions): FeatureSource {
   checkViews(o.views);
   if (!ctx.train.labels) throw new Error(`${ctx.train.dataset}/${ctx.train.split}: no labels for training rows`);
   const jobs = [{ blocks: [at.block], timesteps: [at.t], pool: at.side }];
@@ -115,25 +123,59 @@ export function viewFeatures(ctx: ExtractionContext, at: { block: Block; t: numb
   const [h, w] = ctx.train.imageShape;
   const [layout] = ctx.extractor.layout({ blocks: [at.block.number], timesteps: [at.t], pool: poolSpecOf(at.side), noise }, h, w);
   const dirs = new Map<number, string>();
-  const make = async (e: number) => {
-    const images = imagesOfEpoch(ctx.train, o, e);
+  const own = async () => base();
+  const make = async (e: number): Promise<FeatureSource> => {
     const view = viewOfEpoch(o.views, e);
-    const label = view === null ? ctx.train.dataset : `${ctx.train.dataset}, view ${view}`;
-    const [set] = await runPlan({ root: ctx.root, extractor: ctx.extractor, images, jobs, noise, label });
+    if (view === null) return own();
+    const images = imagesOfEpoch(ctx.train, o, e);
+    const [set] = await runPlan({ root: ctx.root, extractor: ctx.extractor, images, jobs, noise, dtype: o.dtype, label: `${ctx.train.dataset}, view ${view}` });
     dirs.set(e, set.set.dir);
     return storeSource(set.set, { numClasses: ctx.numClasses });
   };
   const discard = o.views.kind === "online" && o.views.keepViews === false;
   const head = { rows: ctx.train.ids.length, shape: layout.rowShape, labels: ctx.train.labels, numClasses: ctx.numClasses };
-  return epochSource(head, make, (e) => {
+  return epochSource(head, own, make, (e) => {
     if (!discard) return;
     for (const [k, dir] of dirs) {
-      if (k > 0 && k < e) {
+      if (k < e) {
         fs.rmSync(dir, { recursive: true, force: true });
         dirs.delete(k);
       }
     }
   });
+}
+
+/**
+ * Stored features of one block at one t (side `side`) of the training images: the centre images with one
+ * seeded noise draw as the source's own rows, `o`'s views as its epochs.
+ */
+export function viewFeatures(ctx: ExtractionContext, at: { block: Block; t: number; side: number }, o: ViewOptions & ViewStoreOptions): FeatureSource {
+  const jobs = [{ blocks: [at.block], timesteps: [at.t], pool: at.side }];
+  const noise: NoisePolicy = { policy: "seeded", seed: o.seed };
+  const centre = async () => {
+    const [set] = await runPlan({ root: ctx.root, extractor: ctx.extractor, images: ctx.train, jobs, noise, dtype: o.dtype, label: ctx.train.dataset });
+    return storeSource(set.set, { numClasses: ctx.numClasses });
+  };
+  return withViewEpochs(centre, ctx, at, o);
+}
+
+/**
+ * A candidate of stored sets (storedCandidates) trained under views `o` instead: its own rows stay its
+ * stored centre rows (validation, statistics, test), its training epochs read `o`'s views of the same block,
+ * t and side (noise seeded `o.seed`, as the stored sets' PLAN_NOISE is seed 0). Cached views: unchanged.
+ */
+export function withViews(c: Candidate, ctx: ExtractionContext, o: ViewOptions & ViewStoreOptions): Candidate {
+  if (o.views.kind === "cached") return c;
+  const { block, t } = c.setting;
+  if (!block || t === null) throw new Error(`withViews: ${JSON.stringify(c.setting)} is not a (block, t) setting`);
+  return {
+    ...c,
+    setting: { ...c.setting, tags: { ...(c.setting.tags ?? {}), views: viewsLabel(o.views) } },
+    train: () => {
+      const base = c.train();
+      return withViewEpochs(() => base, ctx, { block, t, side: base.shape[1] }, o);
+    },
+  };
 }
 
 /** A fixed (block, t, side) and head trained under views `o`, tested on the centre images under `testNoise`. */
@@ -171,8 +213,7 @@ export function noisedImageSource(images: ImageSource, schedule: NoiseSchedule, 
   const { signal, noise } = schedule.coefficients([t]);
   const per = h * w * c;
   const labels = images.labels;
-  const make = (e: number): FeatureSource => {
-    const src = imagesOfEpoch(images, o, e);
+  const rowsOf = (src: ImageSource): FeatureSource => {
     return {
       rows: src.ids.length,
       shape: [c, h, w],
@@ -193,7 +234,8 @@ export function noisedImageSource(images: ImageSource, schedule: NoiseSchedule, 
       },
     };
   };
-  if (o.views.kind === "cached") return make(0);
+  const centre = rowsOf(images);
+  if (o.views.kind === "cached") return centre;
   const head = { rows: images.ids.length, shape: [c, h, w], labels, numClasses };
-  return epochSource(head, async (e) => make(e));
+  return epochSource(head, async () => centre, async (e) => rowsOf(imagesOfEpoch(images, o, e)));
 }
