@@ -19,7 +19,7 @@ import { parseScale, SCALE_ENV, SCALES } from "../lib/scale";
 import { choiceOption, numberOption, parseCommandLine, runCommand } from "./cli";
 import { checkJupyter, installKernel, jupyterEnv, PYTHON, ROOT } from "./jupyter";
 import { renderMathInExport } from "./katex-export";
-import { nextRunnable, notebookAfter } from "./notebook-order";
+import { chainWeights, nextRunnable, notebookAfter, notebookWeight } from "./notebook-order";
 import { writeReport } from "./report";
 
 const USAGE = `usage: npm run notebooks -- [--scale smoke|demo|full] [--out DIR] [--timeout SECONDS] [filter ...]
@@ -57,6 +57,7 @@ async function main(): Promise<number> {
   const failed: string[] = [];
   const stem = (f: string) => f.replace(/\.ipynb$/, "");
   const after = new Map(chosen.map((f) => [f, notebookAfter(path.join(nbDir, f)).map((d) => all.find((x) => stem(x) === d)).filter((d): d is string => !!d && chosen.includes(d))]));
+  const chain = chainWeights(chosen, after, new Map(chosen.map((f) => [f, notebookWeight(path.join(nbDir, f))])));
   const done = new Set<string>();
   const running = new Set<string>();
   const waiting = [...chosen];
@@ -102,7 +103,7 @@ async function main(): Promise<number> {
     const next = () => {
       if (!waiting.length && !running.size) return allDone();
       while (running.size < jobs) {
-        const k = nextRunnable(waiting, after, done);
+        const k = nextRunnable(waiting, after, done, jobs > 1 ? chain : undefined);
         if (k < 0) break;
         const [name] = waiting.splice(k, 1);
         running.add(name);
