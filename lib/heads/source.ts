@@ -14,7 +14,8 @@
  *   forEpoch(e) -> Promise<FeatureSource>   (optional)
  *               the rows a trainer reads in (0-based) epoch e, for sources whose rows change between epochs
  *               (augmented and re-noised views: lib/experiments/views.ts): same rows, labels, shape and order
- *               of examples, other values. The source's own readRows are epoch 0's. The views of this file
+ *               of examples, other values. The source's own readRows are what everything but the
+ *               trainer reads (views.ts: the centre images; validation rows, statistics). The views of this file
  *               (subset, pooling) pass it on; a trainer calls it once per epoch (trainHead).
  *
  * Helpers here: an in-memory source (tests, small runs), a subset view (train/test splits), a pooling
@@ -40,10 +41,10 @@ export async function sourceForEpoch(source: FeatureSource, epoch: number, what 
   if (!source.forEpoch) return source;
   const s = await source.forEpoch(epoch);
   if (s.rows !== source.rows || rowSize(s.shape) !== rowSize(source.shape) || s.shape.length !== source.shape.length) {
-    throw new Error(`${what}: epoch ${epoch}'s rows are ${s.rows} x ${JSON.stringify(s.shape)}, epoch 0's ${source.rows} x ${JSON.stringify(source.shape)}`);
+    throw new Error(`${what}: epoch ${epoch}'s rows are ${s.rows} x ${JSON.stringify(s.shape)}, the source's own ${source.rows} x ${JSON.stringify(source.shape)}`);
   }
   for (let i = 0; i < s.rows; i++) {
-    if (s.labels[i] !== source.labels[i]) throw new Error(`${what}: epoch ${epoch}'s label at row ${i} is ${s.labels[i]}, epoch 0's ${source.labels[i]}`);
+    if (s.labels[i] !== source.labels[i]) throw new Error(`${what}: epoch ${epoch}'s label at row ${i} is ${s.labels[i]}, the source's own ${source.labels[i]}`);
   }
   return s;
 }

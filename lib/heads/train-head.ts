@@ -154,10 +154,9 @@ export async function trainHead(head: Head, source: FeatureSource, opts: TrainHe
   const size = rowSize(source.shape);
   const batches = Math.ceil(source.rows / opts.batchSize);
   const bar: Progress | null = opts.showProgress === false ? null : progress({ total: Math.max(0, opts.epochs - start) * batches, label: opts.label ?? `${head.kind} head`, unit: "batch" });
-  head.setTraining?.(true);
   try {
     for (let epoch = start; epoch < opts.epochs; epoch++) {
-      head.setTraining?.(true); // again each epoch: an onEpoch that scored the head switched it to evaluation
+      head.setTraining?.(true); // each epoch: an onEpoch that scored the head switched it to evaluation
       const lr = learningRate(opts.optimizer.lr, opts.schedule, epoch);
       const order = permutation(source.rows, new Rng(opts.seed, 0x5eed0000 + epoch));
       const batchIdx = (b: number) => order.subarray(b * opts.batchSize, Math.min(source.rows, (b + 1) * opts.batchSize));
