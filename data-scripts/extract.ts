@@ -14,7 +14,9 @@
  *                      model), or a config (preset name such as adm-256-uncond, or a JSON file of
  *                      guided-diffusion flags) with --checkpoint FILE or --seed N (random weights)
  *   --checkpoint FILE  weights for a config given by --model
- *   --seed N           random weights from this seed (tests, baselines) instead of a checkpoint
+ *   --seed N           random weights from this seed (tests, baselines) instead of a checkpoint; with a
+ *                      model folder (or none: the embedded model), that folder's architecture and schedule
+ *                      with random weights (notebook 02's random-weights U-Net is --seed 1)
  *   --schedule S       linear or cosine (default: the model folder's, else linear), --steps N (default 1000)
  *   --dataset D        fashion-mnist | folder:<path> (class subfolders) | <name>:<root> with name one of
  *                      imagenet, aircraft, cars, cub, dogs, flowers, nabirds
@@ -43,6 +45,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { choiceOption, headerComment, numberOption, parseCommandLine, runCommand, UsageError } from "./cli";
 import { embeddedModel } from "../lib/model/embedded";
+import { embeddedScaleModel, randomWeights } from "../lib/experiments/scale-model";
 import { selectBackend } from "../lib/model/backend";
 import { loadModel } from "../lib/model/load-model";
 import { NoisePolicy } from "../lib/features/extract";
@@ -74,9 +77,12 @@ function modelOf(values: Record<string, string | boolean | undefined>): { source
   const seed = numberOption(values, "seed", { integer: true, min: 0 });
   const checkpoint = values.checkpoint as string | undefined;
   if (!m || (fs.existsSync(m) && fs.statSync(m).isDirectory())) {
-    if (checkpoint || seed !== undefined) throw new UsageError("--checkpoint and --seed go with a config given by --model, not with a model folder");
+    if (checkpoint) throw new UsageError("--checkpoint goes with a config given by --model, not with a model folder (the folder names its weights)");
     const em = embeddedModel(m);
-    return { source: em.source, schedule: em.manifest.diffusion?.noise_schedule ?? "linear", steps: em.manifest.diffusion?.diffusion_steps ?? 1000 };
+    const schedule = { schedule: em.manifest.diffusion?.noise_schedule ?? "linear", steps: em.manifest.diffusion?.diffusion_steps ?? 1000 };
+    // --seed with a folder: the folder's architecture and schedule with seeded random weights (randomWeights)
+    if (seed !== undefined) return { source: randomWeights(embeddedScaleModel(em), seed).source, ...schedule };
+    return { source: em.source, ...schedule };
   }
   let config: ModelSource["config"] = m;
   if (m.endsWith(".json")) {

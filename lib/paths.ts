@@ -18,3 +18,11 @@ export function projectRoot(): string {
 export function buildDir(...parts: string[]): string {
   return path.join(process.env.DIFFPROBE_BUILD ?? path.join(projectRoot(), "build"), ...parts);
 }
+
+/**
+ * Head checkpoints of resumable selections (select.ts SelectOptions.checkpointDir), one folder per run:
+ * $DIFFPROBE_HEADS, else .cache/heads in the project.
+ */
+export function headCheckpointRoot(...parts: string[]): string {
+  return path.join(process.env.DIFFPROBE_HEADS ?? path.join(projectRoot(), ".cache", "heads"), ...parts);
+}

@@ -5,8 +5,8 @@
  *   extract    createExtractor (features/store/extractor.ts); runPlan, measureJobs, planCost, findSet
  *              (experiments/extraction-plan.ts): store jobs over an image source, resumable, with their cost
  *   select     storedCandidates, pixelCandidate (experiments/candidates.ts); validationSplit (protocol/split.ts);
- *              selectAndTest, gridOnTest, pairedOnTest, repeatSeeds, testFixed, fitHead, probeTraining
- *              (protocol/select.ts)
+ *              selectAndTest, gridOnTest, pairedOnTest, repeatSeeds, testFixed, validationCurve, fitHead,
+ *              probeTraining (protocol/select.ts); checkpointed fits under headCheckpointRoot (paths.ts)
  *   views      viewCandidate, viewFeatures, noisedImageSource (experiments/views.ts): a head trained on the
  *              cached centre image, on K augmented/noised views cycled over epochs, or online (a new view
  *              every epoch, the official loop); the diffssl recipes (experiments/diffssl-recipe.ts)
@@ -24,16 +24,18 @@ export { fashionMnistSource, memorySource as memoryImages, openImageSource } fro
 export { mnistSource } from "./features/store/images";
 export type { ImageSource } from "./features/store/images";
 export { defaultStoreRoot } from "./features/store/store";
+export { headCheckpointRoot } from "./paths";
 export { findSet, measureJobs, planCost, PLAN_NOISE, runPlan } from "./experiments/extraction-plan";
 export type { CostLine, PlanJob, StoredSet } from "./experiments/extraction-plan";
 export { extractedCandidate, fusedCandidate, linearHead, pixelCandidate, storedCandidates } from "./experiments/candidates";
 export { validationSplit } from "./experiments/protocol/split";
 export type { ValidationSplit, ValidationSplitRecord } from "./experiments/protocol/split";
 export {
-  chooseOnValidation, describe, disposeGrid, fitHead, gridOnTest, pairedOnTest, probeTraining, repeatSeeds, selectAndTest, testFixed,
+  chooseOnValidation, describe, disposeGrid, fitCheckpoint, fitHead, gridOnTest, pairedOnTest, probeTraining, repeatSeeds,
+  selectAndTest, testFixed, validationCurve,
   TEST_SHOWN_LABEL,
 } from "./experiments/protocol/select";
-export type { Candidate, ChosenRow, SeedSummary, Selection, Setting, ValidationRow } from "./experiments/protocol/select";
+export type { Candidate, ChosenRow, CurveRow, SeedSummary, Selection, Setting, ValidationRow } from "./experiments/protocol/select";
 export { checkViews, noisedImageSource, OFFICIAL_VIEWS, viewCandidate, viewFeatures, viewsLabel } from "./experiments/views";
 export type { TrainingViews } from "./experiments/views";
 export { diffsslRecipe, diffsslRecord, laterPaper } from "./experiments/diffssl-recipe";

@@ -13,6 +13,7 @@ import { memorySource as memoryImages, ImageSource } from "../lib/features/store
 import { FeatureSet } from "../lib/features/store/store";
 import { runPlan, StoredSet } from "../lib/experiments/extraction-plan";
 import { fusedCandidate, pixelCandidate, storedCandidates } from "../lib/experiments/candidates";
+import { imageListId } from "../lib/features/store/key";
 import { fitHead, probeTraining, selectAndTest } from "../lib/experiments/protocol/select";
 import { validationSplit } from "../lib/experiments/protocol/split";
 import { Rng } from "../lib/rng";
@@ -64,6 +65,9 @@ describe("pipeline: stored sets as candidates", function () {
       const split = validationSplit(train.labels!, { seed: 0, fraction: 0.25, ids: train.ids });
       const cands = storedCandidates(trainSets, testSets, { numClasses: 2 });
       assert.deepEqual(cands.map((c) => c.head), [1, 2, 3, 4].map(() => ({ kind: "linear", pool: 2, init: "zeros" })));
+      // each candidate names its stored training set (the key of a resumable fit)
+      assert.deepEqual(cands.map((c) => c.dataId), trainSets.map((s) => `store:${s.set.manifest.id}`));
+      assert.equal(new Set(cands.map((c) => c.dataId)).size, 4);
       const training = probeTraining(0, { epochs: 40, batchSize: 16 });
       const matrix = FeatureSet.prototype.matrix;
       FeatureSet.prototype.matrix = () => {
@@ -114,6 +118,7 @@ describe("pipeline: stored sets as candidates", function () {
     const tr = halves(40, 1, "train"), te = halves(20, 2, "test");
     const c = await pixelCandidate(tr, te, 2);
     assert.deepEqual(c.train().shape, [1, 16, 16]);
+    assert.equal(c.dataId, `pixels:halves/train:synthetic-16:${imageListId(tr.ids)}`);
     assert.deepEqual(Array.from(await c.train().readRows([3])), Array.from((await tr.load(3, 4)).data));
     const split = validationSplit(tr.labels!, { seed: 0, fraction: 0.25 });
     const sel = await selectAndTest("raw pixels", [c], { split, training: probeTraining(0, { epochs: 20, batchSize: 16 }), showProgress: false });

@@ -6,7 +6,7 @@ import { FeatureSource, memorySource, subsetSource } from "../lib/heads/source";
 import { storeSource, withinBudget } from "../lib/heads/store-source";
 import { accuracy, mcnemarExact } from "../lib/metrics/classification";
 import { validationSplit } from "../lib/experiments/protocol/split";
-import { Candidate, chooseOnValidation, disposeGrid, fitHead, gridOnTest, pairedOnTest, probeTraining, repeatSeeds, selectAndTest, TEST_SHOWN_LABEL } from "../lib/experiments/protocol/select";
+import { Candidate, chooseOnValidation, disposeGrid, fitCheckpoint, fitHead, gridOnTest, pairedOnTest, probeTraining, repeatSeeds, selectAndTest, TEST_SHOWN_LABEL, validationCurve } from "../lib/experiments/protocol/select";
 import { Rng } from "../lib/rng";
 import type { FeatureSetKey } from "../lib/features/store/key";
 import { FeatureSet } from "../lib/features/store/store";
@@ -273,6 +273,70 @@ describe("selection protocol", function () {
       h.dispose();
       assert.deepEqual(Array.from(sel.chosen.test.predictions), Array.from(direct.predictions));
       assert.equal(sel.chosen.testAcc, direct.top1);
+    });
+
+    it("checkpointed fits: a rerun loads every finished fit, a run killed mid-fit resumes, both equal to one uninterrupted run", async () => {
+      const training = probeTraining(0, { epochs: 6, batchSize: 16 });
+      const withIds = (ids: (string | undefined)[]) => candidates(testLabels, [0, 0, 0], [0, 0, 0]).map((c, i) => ({ ...c, ...(ids[i] ? { dataId: ids[i] } : {}) }));
+      const ids = ["set-a", "set-b", undefined]; // the third has no dataId: never checkpointed
+      const plain = await selectAndTest("synthetic", withIds(ids), { split, training, showProgress: false });
+      const dir = tempDir("heads");
+      try {
+        const sel = (t: typeof training) => selectAndTest("synthetic", withIds(ids), { split, training: t, showProgress: false, checkpointDir: dir });
+        const same = (a: typeof plain, b: typeof plain, what: string) => {
+          assert.deepEqual(a.grid.map((r) => r.valAcc), plain.grid.map((r) => r.valAcc), `${what}: validation`);
+          assert.deepEqual(a.valPredictions.map((p) => Array.from(p)), b.valPredictions.map((p) => Array.from(p)), `${what}: validation predictions`);
+          assert.equal(a.index, b.index);
+          assert.deepEqual(Array.from(a.chosen.test.predictions), Array.from(b.chosen.test.predictions), `${what}: test predictions`);
+        };
+        // a run killed during its second checkpointed fit (candidate 1, after 2 epochs)
+        let epochs = 0;
+        const killer = { ...training, onEpoch: () => { if (++epochs === training.epochs + 2) throw new Error("killed"); } };
+        await assert.rejects(sel(killer), /killed/);
+        assert.equal(fs.readdirSync(dir).filter((f) => f.endsWith(".head")).length, 2, "candidate 0 finished, candidate 1 part-way");
+        // the rerun: candidate 0 loaded (no epoch), candidate 1 continues from epoch 2, candidate 2 (no id) and the refit run whole
+        let trained = 0;
+        const resumed = await sel({ ...training, onEpoch: () => void trained++ });
+        same(resumed, plain, "resumed");
+        assert.equal(trained, training.epochs - 2 + training.epochs + training.epochs);
+        const files = fs.readdirSync(dir).filter((f) => f.endsWith(".head"));
+        assert.equal(files.length, 3, "two grid fits and the refit of the chosen candidate (it has a dataId)");
+        // a third run trains nothing that has a dataId
+        trained = 0;
+        same(await sel({ ...training, onEpoch: () => void trained++ }), plain, "reloaded");
+        assert.equal(trained, training.epochs, "only the candidate without a dataId");
+        // another seed, another split or other data are other files
+        const c = withIds(ids)[0];
+        const name = (cc: typeof c, rows: string, t: typeof training) => fitCheckpoint(dir, cc, rows, t);
+        const a = name(c, "all", training);
+        assert.ok(a && a.startsWith(dir));
+        assert.notEqual(name(c, "all", { ...training, seed: 1 }), a);
+        assert.notEqual(name(c, "fit of x", training), a);
+        assert.notEqual(name({ ...c, dataId: "set-z" }, "all", training), a);
+        assert.equal(name(c, "all", { ...training, showProgress: true, onEpoch: () => undefined }), a, "progress and callbacks are not options of the fit");
+        assert.equal(name({ ...c, dataId: undefined }, "all", training), null);
+        assert.equal(fitCheckpoint(null, c, "all", training), null);
+      } finally {
+        removeTempDir(dir);
+      }
+    });
+
+    it("validationCurve: one fit scored after each epoch count equals a separate fit of that count, on validation rows only", async () => {
+      const training = probeTraining(0, { epochs: 99, batchSize: 16 });
+      const reads = [0, 0, 0], asked = [0, 0, 0];
+      const c = candidates(testLabels, reads, asked)[1];
+      const curve = await validationCurve("synthetic", c, { split, training, epochs: [6, 2, 4, 4] });
+      assert.deepEqual(curve.map((r) => r.epochs), [2, 4, 6]);
+      for (const r of curve) {
+        const h = await fitHead(c.head, c.train(), split.fit, { ...training, epochs: r.epochs });
+        const val = await h.evaluate(subsetSource(c.train(), split.val));
+        h.dispose();
+        assert.equal(r.valAcc, val.top1, `${r.epochs} epochs`);
+        assert.ok(r.valLow <= r.valAcc && r.valAcc <= r.valHigh);
+        assert.equal(r.steps, r.epochs * Math.ceil(split.fit.length / 16));
+      }
+      assert.deepEqual(asked, [0, 0, 0], "the test split is never asked for");
+      await assert.rejects(validationCurve("synthetic", c, { split, training, epochs: [0, 3] }), /positive integers/);
     });
 
     it("repeatSeeds refits the fixed setting once per seed; the spread is the sample standard deviation", async () => {

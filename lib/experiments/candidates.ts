@@ -5,6 +5,7 @@
  * (lib/heads/store-source.ts storeSource): streamed, never `matrix()`, never recomputed.
  */
 import type { ImageSource } from "../features/store/images";
+import { imageListId } from "../features/store/key";
 import type { HeadSpec } from "../heads/create";
 import { concatSource, memorySource } from "../heads/source";
 import type { DifFormerConfig } from "../heads/params";
@@ -52,6 +53,7 @@ export function storedCandidates(train: readonly StoredSet[], test: readonly Sto
       setting: { block: s.block, t: s.t, pool: `${pool}x${pool}`, ...(opts.tags ? { tags: opts.tags } : {}) },
       head: opts.head ? opts.head(pool, tr) : linearHead(pool),
       ...(opts.training ? { training: opts.training } : {}),
+      dataId: `store:${tr.set.manifest.id}`,
       train: () => storeSource(tr.set, { numClasses: opts.numClasses }),
       test: async () => {
         const te = typeof test === "function" ? await test(tr) : test.find((x) => x.block.number === tr.block.number && x.t === tr.t && x.side === tr.side);
@@ -83,6 +85,7 @@ export async function pixelCandidate(train: ImageSource, test: ImageSource, numC
     setting: { block: null, t: null, pool: `none (raw pixels, ${h}x${w}x${c})` },
     head: linearHead(h === w ? h : Math.min(h, w)),
     ...(training ? { training } : {}),
+    dataId: `pixels:${train.dataset}/${train.split}:${train.preprocessing}:${imageListId(train.ids)}`,
     train: () => memorySource(x, [c, h, w], train.labels!, numClasses),
     test: () => memorySource(y, [c, h, w], test.labels!, numClasses),
   };

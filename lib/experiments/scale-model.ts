@@ -5,7 +5,7 @@
  * and a name for the text, plus the checkpoint file for provenance (results files name its SHA-256).
  */
 import * as path from "path";
-import { embeddedModel } from "../model/embedded";
+import { EmbeddedModel, embeddedModel, embeddedModelDir } from "../model/embedded";
 import type { ModelSource } from "../model/model-source";
 import { sourceConfig, sourceDiffusion } from "../model/model-source";
 import { Block, modelBlocks } from "../model/unet/blocks";
@@ -39,16 +39,20 @@ export function modelsDir(): string {
 
 /** The model of this scale: embedded at smoke and demo, `full` (default ADM-256 unconditional) at full. */
 export function modelForScale(scale: Scale, full: FullModel = ADM_256_UNCOND): ScaleModel {
-  if (scale !== "full") {
-    const em = embeddedModel();
-    const blocks = modelBlocks(em.config);
-    return { source: em.source, config: em.config, blocks, name: `embedded Fashion-MNIST U-Net (${em.manifest.step} steps, ${blocks.length} blocks)`, checkpoint: em.checkpoint, embedded: true };
-  }
+  if (scale !== "full") return embeddedScaleModel();
   const checkpoint = path.join(modelsDir(), full.file);
   const source: ModelSource = { config: full.preset, checkpoint };
   const config = sourceConfig(source);
   const blocks = modelBlocks(config);
   return { source, config, blocks, name: `${full.title}, ${blocks.length} blocks`, checkpoint, embedded: false };
+}
+
+/** A trained model folder (default: the embedded Fashion-MNIST model) as a ScaleModel. */
+export function embeddedScaleModel(em: EmbeddedModel = embeddedModel()): ScaleModel {
+  const blocks = modelBlocks(em.config);
+  const what = em.dir === embeddedModelDir() ? "embedded Fashion-MNIST U-Net" : `trained model ${path.basename(em.dir)}`;
+  const name = `${what} (${em.manifest.step} steps, ${blocks.length} blocks)`;
+  return { source: em.source, config: em.config, blocks, name, checkpoint: em.checkpoint, embedded: true };
 }
 
 /** The same architecture with seeded random weights (the random-init baseline), as a ScaleModel. */

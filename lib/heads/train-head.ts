@@ -125,6 +125,27 @@ async function loadCheckpoint(file: string, head: Head, optimizer: Optimizer, fp
   return header;
 }
 
+/** Epochs done in a head checkpoint file (from its header), or null when there is none or it is not one. */
+export function checkpointEpochs(file: string): number | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, "r");
+  } catch {
+    return null;
+  }
+  try {
+    const head = Buffer.alloc(12);
+    if (fs.readSync(fd, head, 0, 12, 0) < 12 || head.toString("latin1", 0, 8) !== MAGIC) return null;
+    const json = Buffer.alloc(head.readUInt32LE(8));
+    if (fs.readSync(fd, json, 0, json.length, 12) < json.length) return null;
+    return (JSON.parse(json.toString("utf8")) as CheckpointHeader).epoch;
+  } catch {
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Softmax cross-entropy, mean over the batch: logits [n, K], integer labels. */
 export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
   const logp = tf.logSoftmax(logits);

@@ -19,6 +19,9 @@
  * `memoryBudgetBytes` (store-source.ts withinBudget); otherwise the head streams its batches from the
  * store. Without `keepGridHeads`, at most one grid head is alive at a time.
  */
+import { createHash } from "crypto";
+import * as fs from "fs";
+import * as path from "path";
 import type { Block } from "../../model/unet/blocks";
 import { blockLabel } from "../../model/unet/blocks";
 import { buildHead, HeadSpec } from "../../heads/create";
@@ -27,7 +30,7 @@ import { countParams, Head } from "../../heads/head";
 import { PROBE_RECIPE } from "../../heads/optim";
 import { FeatureSource, rowSize, subsetSource } from "../../heads/source";
 import { withinBudget } from "../../heads/store-source";
-import { trainHead, TrainHeadOptions } from "../../heads/train-head";
+import { checkpointEpochs, trainHead, TrainHeadOptions } from "../../heads/train-head";
 import { mcnemarExact, PairedComparison } from "../../metrics/classification";
 import { progress } from "../../display/progress";
 import { FitValRows, ValidationSplit, ValidationSplitRecord } from "./split";
@@ -50,6 +53,11 @@ export interface Candidate {
   head: HeadSpec;
   /** Training options of this candidate over the selection's common ones (a learning rate of a search). */
   training?: Partial<TrainHeadOptions>;
+  /**
+   * What the training rows are, stable across runs (a stored set's id; the raw pixels' image list), so a
+   * fit on them can be checkpointed and resumed (SelectOptions.checkpointDir). Absent: never checkpointed.
+   */
+  dataId?: string;
   /** All training rows, in the order the split's positions index. Called when the candidate is fit. */
   train(): FeatureSource;
   /**
@@ -75,9 +83,29 @@ export interface SelectOptions {
   showProgress?: boolean;
   /** Called with each validation row as it is scored. */
   onRow?: (row: ValidationRow) => void;
+  /**
+   * Resumable long runs: each fit of a candidate with a `dataId` writes its head checkpoint (after every
+   * epoch) to a file of this folder named by (dataId, rows fit, head, training options); a rerun loads a
+   * finished fit instead of repeating it and continues an unfinished one (fitCheckpoint). The file name
+   * does not cover the library's code: delete the folder after changing a head or the trainer.
+   */
+  checkpointDir?: string | null;
 }
 
 export const DEFAULT_MEMORY_BUDGET = 1 << 30;
+
+/**
+ * The checkpoint file of one fit: `dir`/<hash>.head, the hash over the candidate's `dataId`, which rows
+ * are fit (`rows`: "all", or a validation split's hash and side), the head spec and the training options
+ * (the seed included). Null when there is no folder or the candidate has no dataId.
+ */
+export function fitCheckpoint(dir: string | null | undefined, c: Pick<Candidate, "dataId" | "head">, rows: string, training: TrainHeadOptions): string | null {
+  if (!dir || !c.dataId) return null;
+  fs.mkdirSync(dir, { recursive: true });
+  const { onEpoch: _o, showProgress: _p, label: _l, checkpoint: _c, ...options } = training;
+  const key = JSON.stringify({ data: c.dataId, rows, head: c.head, training: options });
+  return path.join(dir, `${createHash("sha256").update(key).digest("hex").slice(0, 24)}.head`);
+}
 
 /** The column name under which a grid's test accuracies are shown (never used to choose). */
 export const TEST_SHOWN_LABEL = "test (shown as the paper shows its grid; not used to choose)";
@@ -117,8 +145,10 @@ export async function fitHead(spec: HeadSpec, source: FeatureSource, rows: Array
   const fitRows = rows ? subsetSource(source, rows) : source;
   const built = await buildHead(spec, fitRows, training.seed);
   const head: Head = built.head;
-  // the rows the head reads (pooled for linear and MLP heads), copied into memory once when they fit
-  const held = await withinBudget(built.input(fitRows), memoryBudgetBytes);
+  // the rows the head reads (pooled for linear and MLP heads), copied into memory once when they fit;
+  // not copied when a finished checkpoint will give the weights (no epoch left to read them)
+  const done = !stops && training.checkpoint ? checkpointEpochs(training.checkpoint) === training.epochs : false;
+  const held = done ? { source: built.input(fitRows), inMemory: false } : await withinBudget(built.input(fitRows), memoryBudgetBytes);
   const fitted = (h: Head, seconds: number, dispose: () => void): FittedHead => ({
     spec, params: countParams(h), seconds, inMemory: held.inMemory,
     evaluate: (s) => evaluateHead(h, built.input(s)),
@@ -311,7 +341,9 @@ export async function selectAndTest(features: string, candidates: readonly Candi
             },
           }
         : undefined;
-      const fitted = await fitHead(c.head, train, split.fit, training, budget, stops);
+      // a group scored at several epoch counts is not checkpointed (a resumed run would miss its earlier stops)
+      const ckpt = stops ? null : fitCheckpoint(opts.checkpointDir, c, `fit of ${split.record.hash}`, training);
+      const fitted = await fitHead(c.head, train, split.fit, ckpt ? { ...training, checkpoint: ckpt } : training, budget, stops);
       try {
         const row = await score(last, fitted, fitted.params, fitted.inMemory, train, training);
         if (opts.keepGridHeads) gridHeads.set(row, fitted);
@@ -327,7 +359,8 @@ export async function selectAndTest(features: string, candidates: readonly Candi
     const c = candidates[index];
     const train = c.train();
     const training = trainingOf(opts, c);
-    const final = await fitHead(c.head, train, null, training, budget);
+    const finalCkpt = fitCheckpoint(opts.checkpointDir, c, "all", training);
+    const final = await fitHead(c.head, train, null, finalCkpt ? { ...training, checkpoint: finalCkpt } : training, budget);
     let test: Evaluation;
     try {
       test = await final.evaluate(await c.test());
@@ -357,10 +390,11 @@ export async function selectAndTest(features: string, candidates: readonly Candi
  * rows of one split only); `why` says how the setting was fixed. valAcc is NaN (not scored on validation).
  * The row enters pairedOnTest like a chosen one.
  */
-export async function testFixed(features: string, c: Candidate, opts: { split: ValidationSplitRecord; why: string; training?: TrainHeadOptions; memoryBudgetBytes?: number }): Promise<Selection["chosen"]> {
+export async function testFixed(features: string, c: Candidate, opts: { split: ValidationSplitRecord; why: string; training?: TrainHeadOptions; memoryBudgetBytes?: number; checkpointDir?: string | null }): Promise<Selection["chosen"]> {
   const training = { ...(opts.training ?? probeTraining(0)), ...(c.training ?? {}) };
   const train = c.train();
-  const fitted = await fitHead(c.head, train, null, training, opts.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET);
+  const ckpt = fitCheckpoint(opts.checkpointDir, c, "all", training);
+  const fitted = await fitHead(c.head, train, null, ckpt ? { ...training, checkpoint: ckpt } : training, opts.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET);
   let test: Evaluation;
   try {
     test = await fitted.evaluate(await c.test());
@@ -376,6 +410,45 @@ export async function testFixed(features: string, c: Candidate, opts: { split: V
   Object.defineProperty(row, "test", { value: test, enumerable: false });
   chosenRows.add(row);
   return row as Selection["chosen"];
+}
+
+/** A candidate's validation accuracy after some number of epochs (validationCurve). */
+export interface CurveRow {
+  features: string;
+  block: Block | null;
+  t: number | null;
+  pool: string;
+  epochs: number;
+  steps: number;
+  valAcc: number;
+  valLow: number;
+  valHigh: number;
+}
+
+/**
+ * Did the head reach its plateau? One fit of `c` on the split's fit rows to the largest of `epochs`, scored
+ * on the validation rows after each count (fitHead's stops: the head after e epochs is the e-epoch head).
+ * Reads validation rows only; for a setting already chosen, it shows what more or fewer epochs would give.
+ */
+export async function validationCurve(features: string, c: Candidate, opts: { split: FitValRows; epochs: readonly number[]; training?: TrainHeadOptions; memoryBudgetBytes?: number }): Promise<CurveRow[]> {
+  const epochs = [...new Set(opts.epochs)].sort((a, b) => a - b);
+  if (!epochs.length || !epochs.every((e) => Number.isInteger(e) && e > 0)) throw new Error(`validationCurve: ${features}: epochs ${JSON.stringify(opts.epochs)} must be positive integers`);
+  const training = { ...(opts.training ?? probeTraining(0)), ...(c.training ?? {}), epochs: epochs[epochs.length - 1] };
+  const train = c.train();
+  checkTrain(features, c, train, opts.split);
+  const val = subsetSource(train, opts.split.val);
+  const rows: CurveRow[] = [];
+  const onStop = async (stop: EpochStop) => {
+    const e = await stop.evaluate(val);
+    rows.push({
+      features, block: c.setting.block, t: c.setting.t, pool: c.setting.pool, epochs: stop.epochs,
+      steps: stop.epochs * Math.ceil(opts.split.fit.length / training.batchSize),
+      valAcc: e.top1, valLow: e.top1Interval.low, valHigh: e.top1Interval.high,
+    });
+  };
+  const fitted = await fitHead(c.head, train, opts.split.fit, training, opts.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET, { epochs, onStop });
+  fitted.dispose();
+  return rows;
 }
 
 /**
@@ -445,13 +518,14 @@ export interface SeedSummary {
  * setting's rows under that seed (e.g. features extracted with that noise draw), and the head is refit on
  * all training rows with that seed (initialisation and batch order) and scored on test.
  */
-export async function repeatSeeds(features: string, seeds: readonly number[], candidate: (seed: number) => Candidate | Promise<Candidate>, opts: { training?: TrainHeadOptions; memoryBudgetBytes?: number }): Promise<SeedSummary> {
+export async function repeatSeeds(features: string, seeds: readonly number[], candidate: (seed: number) => Candidate | Promise<Candidate>, opts: { training?: TrainHeadOptions; memoryBudgetBytes?: number; checkpointDir?: string | null }): Promise<SeedSummary> {
   if (seeds.length === 0) throw new Error(`repeatSeeds: ${features}: no seeds`);
   const rows: SeedRow[] = [];
   for (const seed of seeds) {
     const c = await candidate(seed);
     const training = { ...(opts.training ?? probeTraining(seed)), ...(c.training ?? {}), seed };
-    const fitted = await fitHead(c.head, c.train(), null, training, opts.memoryBudgetBytes);
+    const ckpt = fitCheckpoint(opts.checkpointDir, c, "all", training);
+    const fitted = await fitHead(c.head, c.train(), null, ckpt ? { ...training, checkpoint: ckpt } : training, opts.memoryBudgetBytes);
     try {
       const test = await fitted.evaluate(await c.test());
       rows.push({ features, seed, testAcc: test.top1, testLow: test.top1Interval.low, testHigh: test.top1Interval.high });
