@@ -299,12 +299,17 @@ describe("selection protocol", function () {
         const resumed = await sel({ ...training, onEpoch: () => void trained++ });
         same(resumed, plain, "resumed");
         assert.equal(trained, training.epochs - 2 + training.epochs + training.epochs);
+        assert.deepEqual(resumed.grid.map((r) => r.resumedEpochs), [training.epochs, 2, 0], "the rows say what an earlier run did");
+        assert.equal(resumed.chosen.resumedEpochs, 0);
+        assert.deepEqual(plain.grid.map((r) => r.resumedEpochs), [0, 0, 0]);
         const files = fs.readdirSync(dir).filter((f) => f.endsWith(".head"));
         assert.equal(files.length, 3, "two grid fits and the refit of the chosen candidate (it has a dataId)");
         // a third run trains nothing that has a dataId
         trained = 0;
-        same(await sel({ ...training, onEpoch: () => void trained++ }), plain, "reloaded");
+        const reloaded = await sel({ ...training, onEpoch: () => void trained++ });
+        same(reloaded, plain, "reloaded");
         assert.equal(trained, training.epochs, "only the candidate without a dataId");
+        assert.equal(reloaded.chosen.resumedEpochs, training.epochs);
         // another seed, another split or other data are other files
         const c = withIds(ids)[0];
         const name = (cc: typeof c, rows: string, t: typeof training) => fitCheckpoint(dir, cc, rows, t);

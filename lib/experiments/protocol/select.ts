@@ -116,6 +116,8 @@ export interface FittedHead {
   params: number;
   seconds: number;
   inMemory: boolean;
+  /** Epochs loaded from a checkpoint an earlier run wrote (0: every epoch trained in this run). */
+  resumedEpochs: number;
   /** The fitted head's evaluation of a source with the same row shape (validation or test rows). */
   evaluate(source: FeatureSource): Promise<Evaluation>;
   dispose(): void;
@@ -149,8 +151,8 @@ export async function fitHead(spec: HeadSpec, source: FeatureSource, rows: Array
   // not copied when a finished checkpoint will give the weights (no epoch left to read them)
   const done = !stops && training.checkpoint ? checkpointEpochs(training.checkpoint) === training.epochs : false;
   const held = done ? { source: built.input(fitRows), inMemory: false } : await withinBudget(built.input(fitRows), memoryBudgetBytes);
-  const fitted = (h: Head, seconds: number, dispose: () => void): FittedHead => ({
-    spec, params: countParams(h), seconds, inMemory: held.inMemory,
+  const fitted = (h: Head, seconds: number, dispose: () => void, resumedEpochs = 0): FittedHead => ({
+    spec, params: countParams(h), seconds, inMemory: held.inMemory, resumedEpochs,
     evaluate: (s) => evaluateHead(h, built.input(s)),
     dispose,
   });
@@ -172,13 +174,14 @@ export async function fitHead(spec: HeadSpec, source: FeatureSource, rows: Array
         });
       }
     : userOnEpoch;
+  let resumed = 0;
   try {
-    await trainHead(head, held.source, { showProgress: false, ...training, ...(onEpoch ? { onEpoch } : {}) });
+    resumed = (await trainHead(head, held.source, { showProgress: false, ...training, ...(onEpoch ? { onEpoch } : {}) })).resumedFrom;
   } catch (e) {
     head.dispose();
     throw e;
   }
-  return fitted(head, (Date.now() - t0) / 1000, () => head.dispose());
+  return fitted(head, (Date.now() - t0) / 1000, () => head.dispose(), resumed);
 }
 
 /**
@@ -219,6 +222,8 @@ export interface ValidationRow {
   chosen: boolean;
   inMemory: boolean;
   seconds: number;
+  /** Epochs of this fit loaded from a checkpoint of an earlier run (checkpointDir); 0 when all ran now. */
+  resumedEpochs: number;
   [tag: string]: unknown;
 }
 
@@ -307,7 +312,7 @@ export async function selectAndTest(features: string, candidates: readonly Candi
   try {
     const rows: ValidationRow[] = new Array(candidates.length);
     const preds: Int32Array[] = new Array(candidates.length);
-    const score = async (i: number, at: { seconds: number; evaluate(s: FeatureSource): Promise<Evaluation> }, params: number, inMemory: boolean, train: FeatureSource, training: TrainHeadOptions) => {
+    const score = async (i: number, at: { seconds: number; resumedEpochs?: number; evaluate(s: FeatureSource): Promise<Evaluation> }, params: number, inMemory: boolean, train: FeatureSource, training: TrainHeadOptions) => {
       const c = candidates[i];
       const val = await at.evaluate(subsetSource(train, split.val));
       const fitAcc = (await at.evaluate(subsetSource(train, split.fit))).top1;
@@ -315,7 +320,7 @@ export async function selectAndTest(features: string, candidates: readonly Candi
         features, block: c.setting.block, t: c.setting.t, pool: c.setting.pool, ...(c.setting.tags ?? {}),
         head: headLabel(c.head), training: trainingLabel(training), params, dim: rowSize(train.shape),
         fitRows: split.fit.length, valRows: split.val.length, fitAcc, valAcc: val.top1, valLow: val.top1Interval.low, valHigh: val.top1Interval.high,
-        chosen: false, inMemory, seconds: at.seconds,
+        chosen: false, inMemory, seconds: at.seconds, resumedEpochs: at.resumedEpochs ?? 0,
       };
       rows[i] = row;
       preds[i] = val.predictions;
@@ -373,7 +378,7 @@ export async function selectAndTest(features: string, candidates: readonly Candi
       features, block: c.setting.block, t: c.setting.t, pool: c.setting.pool, ...(c.setting.tags ?? {}), head: g.head, training: g.training, params: g.params, dim: g.dim,
       chosenBy: `highest validation accuracy of ${candidates.length} candidate${candidates.length > 1 ? "s" : ""} (${split.val.length} validation images, ${split.record.rule}, seed ${split.record.seed}); refit on all ${train.rows} training images; test scored once`,
       valAcc: g.valAcc, trainRows: train.rows, testRows: test.n, testAcc: test.top1, testLow: test.top1Interval.low, testHigh: test.top1Interval.high, testTop5: test.top5,
-      split: split.record,
+      split: split.record, resumedEpochs: final.resumedEpochs,
     };
     Object.defineProperty(chosen, "test", { value: test, enumerable: false });
     chosenRows.add(chosen);
