@@ -58,6 +58,21 @@ describe("tables", () => {
   it("writes CSV with RFC 4180 quoting", () => {
     assert.equal(toCsv([{ a: 'x,"y"', b: 2 }, { a: "z", b: null }]), 'a,b\n"x,""y""",2\nz,\n');
   });
+  it("writes no [object Object] to CSV: flat objects become dotted columns, deeper values JSON text", () => {
+    const rows = [
+      { block: { number: 6, module: "input_blocks.5" }, t: 0, seeds: [1, 2], split: { seed: 0, perClass: { 0: [4, 1] } } },
+      { block: null, t: null, seeds: [], split: null },
+    ];
+    const csv = toCsv(rows);
+    assert.equal(
+      csv,
+      "block.number,block.module,t,seeds,split\n" +
+        '6,input_blocks.5,0,"[1,2]","{""seed"":0,""perClass"":{""0"":[4,1]}}"\n' +
+        ",,,[],\n",
+    );
+    assert.doesNotMatch(csv, /object Object/);
+    assert.doesNotMatch(tableText(rows), /object Object/);
+  });
 });
 
 describe("scale switch", () => {

@@ -18,7 +18,7 @@ function toRows(t: Rows): Row[] {
 function cell(v: unknown, digits: number): string {
   if (v === null || v === undefined) return "";
   if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toFixed(digits);
-  return String(v);
+  return typeof v === "object" ? JSON.stringify(v) : String(v);
 }
 
 function columnsOf(rows: Row[]): string[] {
@@ -59,9 +59,36 @@ export function showTable(t: Rows, digits = 3): void {
   if (!displayBundle(bundle)) console.log(bundle["text/plain"]);
 }
 
-/** Rows → CSV (RFC 4180 quoting), for results files any tool reads. */
+function isFlatObject(v: unknown): v is Row {
+  if (!v || typeof v !== "object" || Array.isArray(v) || ArrayBuffer.isView(v)) return false;
+  return Object.values(v).every((x) => x === null || x === undefined || typeof x !== "object");
+}
+
+/**
+ * Rows with no object left in a cell: a column whose values are all flat objects (a block's
+ * `{number, module}`) becomes one column per field (`block.number`, `block.module`; empty where the
+ * row has none), and any other object or array is written as JSON text.
+ */
+function csvRows(rows: Row[]): Row[] {
+  const split = new Map<string, string[]>();
+  for (const c of columnsOf(rows)) {
+    const objects = rows.map((r) => r[c]).filter((v) => v !== null && v !== undefined && typeof v === "object");
+    if (objects.length > 0 && objects.every(isFlatObject)) split.set(c, columnsOf(objects as Row[]));
+  }
+  return rows.map((r) => {
+    const out: Row = {};
+    for (const [k, v] of Object.entries(r)) {
+      const fields = split.get(k);
+      if (fields) for (const f of fields) out[`${k}.${f}`] = v === null || v === undefined ? null : (v as Row)[f];
+      else out[k] = v !== null && typeof v === "object" ? JSON.stringify(v) : v;
+    }
+    return out;
+  });
+}
+
+/** Rows → CSV (RFC 4180 quoting), for results files any tool reads; nested values as in `csvRows`. */
 export function toCsv(t: Rows): string {
-  const rows = toRows(t);
+  const rows = csvRows(toRows(t));
   const cols = columnsOf(rows);
   const q = (v: unknown) => {
     const s = v === null || v === undefined ? "" : String(v);
