@@ -17,6 +17,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { parseScale, SCALE_ENV, SCALES } from "../lib/scale";
 import { choiceOption, numberOption, parseCommandLine, runCommand } from "./cli";
+import { COMMAND_ENV, commandLine } from "../lib/provenance";
 import { checkJupyter, installKernel, jupyterEnv, PYTHON, ROOT } from "./jupyter";
 import { renderMathInExport } from "./katex-export";
 import { chainWeights, nextRunnable, notebookAfter, notebookWeight } from "./notebook-order";
@@ -53,6 +54,7 @@ async function main(): Promise<number> {
   checkJupyter();
   installKernel();
   const runner = path.join(ROOT, "data-scripts", "execute_notebook.py");
+  const command = commandLine(); // the kernels name it in their results' provenance
   let passed = 0;
   const failed: string[] = [];
   const stem = (f: string) => f.replace(/\.ipynb$/, "");
@@ -69,7 +71,7 @@ async function main(): Promise<number> {
       console.log(`[${i + 1}/${chosen.length}] ${name} (scale ${scale}) ...`);
       const child = spawn(PYTHON, [runner, path.join(nbDir, name), outDir, "tslab", String(timeout)], {
         stdio: jobs > 1 ? ["ignore", "pipe", "pipe"] : "inherit",
-        env: jupyterEnv({ [SCALE_ENV]: scale, DIFFPROBE_BUILD: path.resolve(values.out!) }),
+        env: jupyterEnv({ [SCALE_ENV]: scale, DIFFPROBE_BUILD: path.resolve(values.out!), [COMMAND_ENV]: command }),
       });
       const prefix = (stream: NodeJS.ReadableStream | null, out: NodeJS.WriteStream) => {
         let rest = "";

@@ -93,13 +93,29 @@ export function imageListRecord(ids: readonly string[]): ImageListRecord {
   return { images: ids.length, idsHash: h.digest("hex").slice(0, 16) };
 }
 
-/** The command that ran: npm's script and arguments, or node's argv, with paths made portable. */
-export function commandLine(): string {
-  const script = process.env.npm_lifecycle_event;
-  const scale = process.env.DIFFPROBE_SCALE ? `DIFFPROBE_SCALE=${process.env.DIFFPROBE_SCALE} ` : "";
-  if (script && process.env.npm_lifecycle_script) return `${scale}npm run ${script}`;
-  const argv = process.argv.slice(1).map((a) => (path.isAbsolute(a) ? portablePath(a) : a));
-  return `${scale}node ${argv.join(" ")}`.trim();
+/** Where a process that runs others (data-scripts/run-notebooks.ts) hands its command to them. */
+export const COMMAND_ENV = "DIFFPROBE_COMMAND";
+
+/**
+ * The command that ran, paths made portable: `$DIFFPROBE_COMMAND` when a parent process set it (a notebook's
+ * kernel), else npm's script with the arguments given after `--` (what follows the script's own arguments
+ * in argv), else node's argv. `env` and `argv` default to this process's.
+ */
+export function commandLine(env: NodeJS.ProcessEnv = process.env, argv: readonly string[] = process.argv): string {
+  if (env[COMMAND_ENV]) return env[COMMAND_ENV]!;
+  const portable = (args: readonly string[]) => args.map((a) => (path.isAbsolute(a) ? portablePath(a) : a));
+  const scale = env.DIFFPROBE_SCALE ? `DIFFPROBE_SCALE=${env.DIFFPROBE_SCALE} ` : "";
+  const script = env.npm_lifecycle_event;
+  if (script && env.npm_lifecycle_script) {
+    // the script's last command ("a && tsx data-scripts/x.ts --scale demo"): its words after the file it runs
+    const words = env.npm_lifecycle_script.split("&&").pop()!.trim().split(/\s+/);
+    const file = words.findIndex((w) => /\.(ts|js|cjs|mjs)$/.test(w));
+    const own = file < 0 ? [] : words.slice(file + 1);
+    const args = argv.slice(2);
+    const extra = own.every((w, k) => args[k] === w) ? args.slice(own.length) : [];
+    return `${scale}npm run ${script}${extra.length ? ` -- ${portable(extra).join(" ")}` : ""}`;
+  }
+  return `${scale}node ${portable(argv.slice(1)).join(" ")}`.trim();
 }
 
 export interface ProvenanceInput {

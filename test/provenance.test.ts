@@ -7,7 +7,7 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { checkProvenance, imageListRecord, portablePath, provenance, relativePaths } from "../lib/provenance";
+import { checkProvenance, commandLine, imageListRecord, portablePath, provenance, relativePaths } from "../lib/provenance";
 import { projectRoot } from "../lib/paths";
 import { writeResults } from "../lib/results";
 import { embeddedModel } from "../lib/model/embedded";
@@ -36,6 +36,20 @@ describe("provenance of results files", () => {
     assert.equal(p.checkpoints.trained.file, path.relative(projectRoot(), ckpt));
     assert.equal(p.checkpoints.trained.bytes, fs.statSync(ckpt).size);
     assert.equal(typeof p.dirty, "boolean");
+  });
+
+  it("names the command as typed: npm's script with the arguments after --, paths portable; a parent's command first", () => {
+    const root = projectRoot();
+    const nb = { npm_lifecycle_event: "notebooks", npm_lifecycle_script: "tsx data-scripts/run-notebooks.ts" };
+    const argv = ["/usr/bin/node", path.join(root, "data-scripts/run-notebooks.ts")];
+    assert.equal(commandLine(nb, [...argv, "--scale", "full", "--out", "/elsewhere/nb", "--out2", path.join(root, "x"), "02"]),
+      "npm run notebooks -- --scale full --out <outside>/nb --out2 x 02");
+    assert.equal(commandLine(nb, argv), "npm run notebooks");
+    const demo = { npm_lifecycle_event: "demo", npm_lifecycle_script: "node data-scripts/setup.cjs demo && tsx data-scripts/run-notebooks.ts --scale demo --jobs 2" };
+    assert.equal(commandLine(demo, [...argv, "--scale", "demo", "--jobs", "2"]), "npm run demo");
+    assert.equal(commandLine({ ...demo, DIFFPROBE_SCALE: "demo" }, [...argv, "--scale", "demo", "--jobs", "2", "04"]), "DIFFPROBE_SCALE=demo npm run demo -- 04");
+    assert.equal(commandLine({ DIFFPROBE_COMMAND: "npm run notebooks -- 02", ...nb }, ["/usr/bin/python3", "-m", "tslab"]), "npm run notebooks -- 02");
+    assert.equal(commandLine({}, ["/usr/bin/node", path.join(root, "data-scripts/extract.ts"), "--seed", "1"]), "node data-scripts/extract.ts --seed 1");
   });
 
   it("hashes image lists by their ids in order", () => {
